@@ -1,3 +1,4 @@
 //! The siteboot Cluster API bootstrap provider: `SiteBootstrapConfig` types, the
 //! reconcile pipeline (fetch, plan, render, apply, status) and clusterctl artifacts.
 #![forbid(unsafe_code)]
+pub mod render;

@@ -10,10 +10,14 @@
 use siteboot_wire::SecretString;
 
 mod cloud_init;
+pub mod encode;
 mod ignition;
 pub mod payload;
+mod pem;
 pub mod shell;
 pub mod validate;
+
+pub use ignition::IGNITION_VERSION;
 
 /// Where the agent configuration is written on the node.
 pub const AGENT_CONFIG_PATH: &str = "/etc/siteboot/agent.yaml";
