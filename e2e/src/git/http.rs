@@ -101,6 +101,8 @@ pub struct RequestRecord {
     pub user: Option<String>,
     /// The `Git-Protocol` request header ("version=2"), if any.
     pub git_protocol: Option<String>,
+    /// The `Content-Encoding` of the request body ("gzip"), if any.
+    pub content_encoding: Option<String>,
 }
 
 /// Compares two byte strings in time independent of where they differ.
@@ -162,7 +164,7 @@ impl State {
 
     pub(crate) fn record(&self, r: RequestRecord) {
         self.log_line(&format!(
-            "{} {}{}{} -> {} user={} git-protocol={}",
+            "{} {}{}{} -> {} user={} git-protocol={} content-encoding={}",
             r.method,
             r.path,
             if r.query.is_empty() { "" } else { "?" },
@@ -170,6 +172,7 @@ impl State {
             r.status,
             r.user.as_deref().unwrap_or("-"),
             r.git_protocol.as_deref().unwrap_or("-"),
+            r.content_encoding.as_deref().unwrap_or("-"),
         ));
         if let Ok(mut all) = self.requests.lock() {
             all.push(r);

@@ -132,6 +132,7 @@ pub(crate) async fn handle(
         status: 0,
         user: None,
         git_protocol: cgi.git_protocol.clone(),
+        content_encoding: cgi.content_encoding.clone(),
     };
     let user = match authorize(&state.auth, header(&req, "authorization").as_deref()) {
         Ok(user) => user,
