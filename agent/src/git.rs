@@ -1,0 +1,290 @@
+//! Hydrate from Git: a shallow (depth 1) fetch of the assigned source at its revision
+//! policy with gix, then only the assigned paths are written out.
+//!
+//! Layout under the work directory:
+//! - `repo.git/`: a bare, shallow object store reused across polls (so a later fetch only
+//!   downloads what changed); rebuilt from scratch when it collected too many packs.
+//! - `checkouts/<commit>-<paths hash>/<path>/...`: the materialised paths of one commit,
+//!   built in a temporary directory and renamed into place. The newest few are kept so the
+//!   agent can keep enforcing the last good revision.
+//!
+//! A poll whose branch head equals `known` (and whose checkout exists) costs a handshake
+//! and `ls-refs` only: no pack is requested. A pinned commit already in the object store
+//! costs nothing on the wire.
+
+mod classify;
+mod counting;
+mod error;
+mod http;
+mod materialise;
+mod ssh;
+mod transport;
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use gix::remote::fetch::{Shallow, Status, Tags};
+use gix::remote::Direction;
+use gix::ObjectId;
+use siteboot_wire::assignment::{GitSource, RevisionPolicy};
+
+pub use error::{redact_url, ErrorCategory, FetchError};
+
+use counting::Counter;
+
+/// Rebuild the object store once it holds more packs than this (each fetch adds one).
+const MAX_PACKS: usize = 32;
+
+/// Bytes exchanged with the Git server during one fetch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WireBytes {
+    /// Bytes sent to the server.
+    pub sent: u64,
+    /// Bytes received from the server.
+    pub received: u64,
+}
+
+impl WireBytes {
+    /// Both directions.
+    pub fn total(&self) -> u64 {
+        self.sent + self.received
+    }
+}
+
+/// The result of a successful fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchOutcome {
+    /// The commit now materialised (40 hex).
+    pub commit: String,
+    /// Directory holding the assigned paths of `commit` (e.g. `<root>/baseline/...`).
+    pub root: PathBuf,
+    /// `false` when `commit` equals the `known` commit and its checkout was reused.
+    pub changed: bool,
+    /// Whether a pack was downloaded (false for a ref-check-only poll).
+    pub pack_received: bool,
+    /// Assigned paths that do not exist in `commit` (rendered as empty layers).
+    pub missing_paths: Vec<String>,
+    /// Bytes on the wire: git protocol bytes for `file://`, `git://` and http(s) (request
+    /// line and headers estimated, TLS not counted); the whole TCP stream for ssh.
+    pub wire: WireBytes,
+}
+
+/// Fetch `source` and materialise `paths` under `workdir` (see the module docs).
+/// `known` is the commit of the last successful fetch, if any. Runs the blocking work on
+/// tokio's blocking pool.
+pub async fn fetch(
+    source: &GitSource,
+    paths: &[String],
+    workdir: &Path,
+    known: Option<&str>,
+) -> Result<FetchOutcome, FetchError> {
+    let rt = tokio::runtime::Handle::current();
+    let (source, paths, workdir) = (source.clone(), paths.to_vec(), workdir.to_path_buf());
+    let known = known.map(str::to_owned);
+    tokio::task::spawn_blocking(move || {
+        fetch_blocking(&source, &paths, &workdir, known.as_deref(), &rt)
+    })
+    .await
+    .map_err(|e| FetchError::storage(Path::new("git fetch task"), e))?
+}
+
+/// The checkout of `commit` for `paths`, if it was materialised before (for a restart
+/// without network: keep enforcing the last applied revision).
+pub fn existing_checkout(workdir: &Path, commit: &str, paths: &[String]) -> Option<PathBuf> {
+    let paths = materialise::normalise_paths(paths).ok()?;
+    let dir = workdir
+        .join("checkouts")
+        .join(materialise::checkout_name(commit, &paths));
+    dir.is_dir().then_some(dir)
+}
+
+/// Blocking form of [`fetch`]; must run outside async context (ssh uses `rt`).
+pub fn fetch_blocking(
+    source: &GitSource,
+    paths: &[String],
+    workdir: &Path,
+    known: Option<&str>,
+    rt: &tokio::runtime::Handle,
+) -> Result<FetchOutcome, FetchError> {
+    let paths = materialise::normalise_paths(paths)?;
+    if paths.is_empty() {
+        return Err(FetchError::Config("the assignment names no paths".into()));
+    }
+    let display = redact_url(&source.url);
+    let url = gix::url::parse(source.url.as_bytes())
+        .map_err(|e| FetchError::Config(format!("{display} is not a git url: {e}")))?;
+    let want = Want::from_policy(&source.revision)?;
+    let checkouts = workdir.join("checkouts");
+    let repo = open_repo(&workdir.join("repo.git"))?;
+    let counter = Counter::default();
+    let finish = |commit: ObjectId,
+                  pack_received: bool,
+                  counter: &Counter|
+     -> Result<FetchOutcome, FetchError> {
+        let commit_hex = commit.to_string();
+        let changed = known != Some(commit_hex.as_str());
+        let existing = checkouts.join(materialise::checkout_name(&commit_hex, &paths));
+        let (root, missing_paths) = if !changed && existing.is_dir() {
+            (existing.clone(), missing_in(&existing, &paths))
+        } else {
+            materialise::materialise(&repo, commit, &paths, &checkouts)?
+        };
+        materialise::prune(&checkouts, &root, known);
+        Ok(FetchOutcome {
+            commit: commit_hex,
+            root,
+            changed,
+            pack_received,
+            missing_paths,
+            wire: WireBytes {
+                sent: counter.sent(),
+                received: counter.received(),
+            },
+        })
+    };
+    if let Want::Commit(id) = want {
+        if repo.has_object(id) {
+            return finish(id, false, &counter);
+        }
+    }
+
+    let connected = transport::connect(&url, &display, source.auth.as_ref(), &counter, rt)?;
+    let secrets = classify::secrets(source.auth.as_ref());
+    let auth_asked = Arc::new(AtomicBool::new(false));
+    let ctx = classify::Context {
+        display: &display,
+        auth_asked: auth_asked.clone(),
+        stderr: connected.stderr.clone(),
+        secrets: &secrets,
+    };
+    let remote = repo
+        .remote_at(url.clone())
+        .and_then(|r| r.with_refspecs([want.refspec().as_str()], Direction::Fetch))
+        .map_err(|e| FetchError::Config(format!("cannot set up remote {display}: {e}")))?
+        .with_fetch_tags(Tags::None);
+    let mut conn = remote
+        .to_connection_with_transport(connected.transport)
+        .with_credentials(move |action| {
+            if matches!(action, gix::credentials::helper::Action::Get(_)) {
+                auth_asked.store(true, Ordering::SeqCst);
+            }
+            Ok(None)
+        });
+    if let Some(options) = connected.options {
+        conn = conn.with_transport_options(options);
+    }
+    let prepare = conn
+        .prepare_fetch(gix::progress::Discard, Default::default())
+        .map_err(|e| ctx.classify(&e))?;
+    let remote_id = match &want {
+        Want::Commit(id) => *id,
+        Want::Branch(name) => {
+            let full = format!("refs/heads/{name}");
+            prepare
+                .ref_map()
+                .mappings
+                .iter()
+                .find(|m| m.remote.as_name().is_some_and(|n| n == full.as_str()))
+                .and_then(|m| m.remote.as_id())
+                .map(ToOwned::to_owned)
+                .ok_or_else(|| FetchError::BranchNotFound {
+                    url: display.clone(),
+                    branch: name.clone(),
+                })?
+        }
+    };
+    let unchanged = known == Some(remote_id.to_string().as_str())
+        && checkouts
+            .join(materialise::checkout_name(&remote_id.to_string(), &paths))
+            .is_dir();
+    if unchanged || repo.has_object(remote_id) {
+        drop(prepare);
+        return finish(remote_id, false, &counter);
+    }
+    let depth = NonZeroU32::new(1).expect("non-zero");
+    let outcome = prepare
+        .with_shallow(Shallow::DepthAtRemote(depth))
+        .receive(gix::progress::Discard, &AtomicBool::new(false))
+        .map_err(|e| ctx.classify(&e))?;
+    let pack_received = matches!(outcome.status, Status::Change { .. });
+    if !repo.has_object(remote_id) {
+        return Err(FetchError::Protocol {
+            url: display,
+            reason: format!("server did not send commit {remote_id}"),
+        });
+    }
+    finish(remote_id, pack_received, &counter)
+}
+
+/// What to ask the server for.
+enum Want {
+    Branch(String),
+    Commit(ObjectId),
+}
+
+impl Want {
+    fn from_policy(policy: &RevisionPolicy) -> Result<Self, FetchError> {
+        match policy {
+            RevisionPolicy::Branch { name } => {
+                let ok = !name.is_empty()
+                    && !name.starts_with(['-', '/'])
+                    && !name.contains("..")
+                    && !name.contains(|c: char| {
+                        c.is_whitespace() || c.is_control() || "~^:?*[\\".contains(c)
+                    });
+                if !ok {
+                    return Err(FetchError::Config(format!(
+                        "{name:?} is not a valid branch name"
+                    )));
+                }
+                Ok(Want::Branch(name.clone()))
+            }
+            RevisionPolicy::Commit { sha } => match ObjectId::from_hex(sha.as_bytes()) {
+                Ok(id) if sha.len() == 40 => Ok(Want::Commit(id)),
+                _ => Err(FetchError::Config(format!(
+                    "pinned commit {sha:?} is not a full 40-hex commit id"
+                ))),
+            },
+        }
+    }
+
+    fn refspec(&self) -> String {
+        match self {
+            Want::Branch(name) => format!("+refs/heads/{name}:refs/remotes/origin/{name}"),
+            Want::Commit(id) => format!("{id}:refs/siteboot/pinned"),
+        }
+    }
+}
+
+fn missing_in(root: &Path, paths: &[String]) -> Vec<String> {
+    paths
+        .iter()
+        .filter(|p| !root.join(p).exists())
+        .cloned()
+        .collect()
+}
+
+/// Open (or create) the bare object store, isolated from user and system git config.
+fn open_repo(dir: &Path) -> Result<gix::Repository, FetchError> {
+    let packs = std::fs::read_dir(dir.join("objects/pack"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+                .count()
+        })
+        .unwrap_or(0);
+    if packs > MAX_PACKS {
+        std::fs::remove_dir_all(dir).map_err(|e| FetchError::storage(dir, e))?;
+    }
+    let opts = gix::open::Options::isolated();
+    let repo = if dir.join("HEAD").is_file() {
+        gix::open_opts(dir, opts)
+    } else {
+        std::fs::create_dir_all(dir).map_err(|e| FetchError::storage(dir, e))?;
+        gix::ThreadSafeRepository::init_opts(dir, gix::create::Kind::Bare, Default::default(), opts)
+            .map(Into::into)
+    };
+    repo.map_err(|e| FetchError::storage(dir, e))
+}
