@@ -185,4 +185,22 @@ mod tests {
         all.dedup();
         assert_eq!(all.len(), n, "a port was handed out twice");
     }
+
+    #[test]
+    fn reserved_ports_are_locked_for_other_processes() {
+        let port = must_free_port();
+        let lock = lock_dir().join(format!("{port}.lock"));
+        // util-linux flock(1) in another process cannot take the lock while we hold it.
+        let status = std::process::Command::new("flock")
+            .args(["--nonblock", "--conflict-exit-code", "42"])
+            .arg(&lock)
+            .arg("true")
+            .status()
+            .unwrap();
+        assert_eq!(
+            status.code(),
+            Some(42),
+            "another process could lock port {port}"
+        );
+    }
 }

@@ -7,13 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use siteboot_e2e::git::{
-    git_command, Change, CommitId, GitDaemon, GitHttpConfig, GitHttpServer, GitRepo,
-    SshGitServer,
+    git_command, Change, CommitId, GitDaemon, GitHttpConfig, GitHttpServer, GitRepo, SshGitServer,
 };
 use siteboot_e2e::process::TestRun;
 
 const FILES: &[(&str, &str)] = &[
-    ("baseline/namespace.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: edge\n"),
+    (
+        "baseline/namespace.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: edge\n",
+    ),
     ("regions/eu-west/config.yaml", "region: eu-west\n"),
     ("clusters/store-0142/site.yaml", "site: store-0142\n"),
 ];
@@ -107,7 +109,10 @@ fn git_daemon_serves_clones_and_new_commits() {
     let mut repo = GitRepo::create("fleet", FILES).unwrap();
     let daemon = GitDaemon::start(&repo, &run.log_path("git-daemon")).unwrap();
     let url = daemon.url(&repo);
-    assert!(url.starts_with("git://127.0.0.1:") && url.ends_with("/fleet.git"), "{url}");
+    assert!(
+        url.starts_with("git://127.0.0.1:") && url.ends_with("/fleet.git"),
+        "{url}"
+    );
 
     let client = Client::new();
     assert_success("clone", &client.clone(&url, &[], &[]));
@@ -137,7 +142,8 @@ fn http_backend_with_basic_auth_serves_the_right_user_only() {
         GitHttpServer::start(&repo, GitHttpConfig::http().basic("fleet", password), &log).unwrap();
     let url = server.url(&repo);
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-    let with_creds = |user: &str, pw: &str| url.replacen("http://", &format!("http://{user}:{pw}@"), 1);
+    let with_creds =
+        |user: &str, pw: &str| url.replacen("http://", &format!("http://{user}:{pw}@"), 1);
 
     let client = Client::new();
     // No credentials: 401, and git (no prompt available) gives up.
@@ -145,7 +151,10 @@ fn http_backend_with_basic_auth_serves_the_right_user_only() {
     assert!(!out.status.success(), "clone without credentials succeeded");
     // Wrong password: refused.
     let out = client.clone(&with_creds("fleet", "wrong-password"), &[], &[]);
-    assert!(!out.status.success(), "clone with a wrong password succeeded");
+    assert!(
+        !out.status.success(),
+        "clone with a wrong password succeeded"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Authentication failed"), "{stderr}");
     // Right credentials: the files.
@@ -185,7 +194,10 @@ fn https_backend_with_bearer_token_and_test_ca() {
     let url = server.url(&repo);
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
     let ca = server.ca_file().expect("https servers have a CA file");
-    assert!(server.ca_pem().unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(server
+        .ca_pem()
+        .unwrap()
+        .starts_with("-----BEGIN CERTIFICATE-----"));
     let trust = format!("http.sslCAInfo={}", ca.display());
     let auth = |t: &str| format!("http.extraHeader=Authorization: Bearer {t}");
 
@@ -202,7 +214,10 @@ fn https_backend_with_bearer_token_and_test_ca() {
     let config = [trust, auth(token)];
     assert_success("clone", &client.clone(&url, &config, &[]));
     client.assert_files(FILES);
-    assert!(server.requests().iter().any(|r| r.user.as_deref() == Some("bearer")));
+    assert!(server
+        .requests()
+        .iter()
+        .any(|r| r.user.as_deref() == Some("bearer")));
 
     let second = repo
         .commit("bump", &[Change::write("baseline/version", "2\n")])
@@ -219,7 +234,10 @@ fn http_backend_handles_gzip_request_bodies() {
     let mut repo = GitRepo::create("fleet", FILES).unwrap();
     for i in 0..40 {
         let commit = repo
-            .commit(&format!("c{i}"), &[Change::write(format!("n/{i}"), format!("{i}\n"))])
+            .commit(
+                &format!("c{i}"),
+                &[Change::write(format!("n/{i}"), format!("{i}\n"))],
+            )
             .unwrap();
         repo.set_branch(&format!("ring-{i:02}"), &commit).unwrap();
     }
@@ -252,7 +270,9 @@ fn sshd_serves_upload_pack_to_the_deploy_key_with_a_pinned_host_key() {
     let mut repo = GitRepo::create("fleet", FILES).unwrap();
     let server = SshGitServer::start(&repo, &run.log_path("sshd")).unwrap();
     let key = server.deploy_key();
-    assert!(key.private_openssh.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+    assert!(key
+        .private_openssh
+        .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
     assert!(key.public_openssh.starts_with("ssh-ed25519 "));
     assert!(server.host_fingerprint().starts_with("SHA256:"));
     assert!(server.host_public_key().starts_with("ssh-ed25519 "));
@@ -260,7 +280,10 @@ fn sshd_serves_upload_pack_to_the_deploy_key_with_a_pinned_host_key() {
     run.register_pem("deploy-key", &key.private_openssh);
 
     let url = server.url(&repo);
-    assert!(url.starts_with("ssh://") && url.ends_with("/repos/fleet.git"), "{url}");
+    assert!(
+        url.starts_with("ssh://") && url.ends_with("/repos/fleet.git"),
+        "{url}"
+    );
     let ssh = server.git_ssh_command();
     let env = [("GIT_SSH_COMMAND", ssh.as_str())];
     let client = Client::new();
@@ -280,7 +303,10 @@ fn sshd_serves_upload_pack_to_the_deploy_key_with_a_pinned_host_key() {
         .envs(env)
         .output()
         .unwrap();
-    assert!(!out.status.success(), "push through the deploy key succeeded");
+    assert!(
+        !out.status.success(),
+        "push through the deploy key succeeded"
+    );
 
     // A different pinned host key is refused before any git traffic.
     let other = tempfile::tempdir().unwrap();
@@ -296,8 +322,14 @@ fn sshd_serves_upload_pack_to_the_deploy_key_with_a_pinned_host_key() {
         &wrong_hosts.display().to_string(),
     );
     let out = client.clone(&url, &[], &[("GIT_SSH_COMMAND", wrong.as_str())]);
-    assert!(!out.status.success(), "clone with a wrong pinned host key succeeded");
+    assert!(
+        !out.status.success(),
+        "clone with a wrong pinned host key succeeded"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("HOST IDENTIFICATION HAS CHANGED"), "{stderr}");
+    assert!(
+        stderr.contains("HOST IDENTIFICATION HAS CHANGED"),
+        "{stderr}"
+    );
     run.finish();
 }

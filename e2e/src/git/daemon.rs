@@ -29,7 +29,12 @@ pub fn upload_pack_answers(addr: SocketAddr, path: &str) -> bool {
         return false;
     }
     let mut head = [0u8; 4];
-    s.read_exact(&mut head).is_ok() && head.iter().all(u8::is_ascii_hexdigit) && head != *b"0000"
+    let answered = s.read_exact(&mut head).is_ok()
+        && head.iter().all(u8::is_ascii_hexdigit)
+        && head != *b"0000";
+    // End the exchange politely (a flush packet) so the daemon logs no error.
+    let _ = s.write_all(b"0000");
+    answered
 }
 
 impl GitDaemon {

@@ -175,31 +175,36 @@ impl TestRun {
     }
 
     /// Ends the run: scans the logs and panics, naming file, line and secret name, if
-    /// any registered secret appears. Call it at the end of a passing test (dropping the
-    /// run does the same).
+    /// any registered secret appears (the logs are then dumped, redacted, by `Drop`).
+    /// Call it at the end of a passing test; dropping the run does the same.
     pub fn finish(mut self) {
         self.finished = true;
-        self.check_no_leaks();
-    }
-
-    fn check_no_leaks(&self) {
         let leaks = self.scan();
         if !leaks.is_empty() {
-            let mut stderr = std::io::stderr().lock();
-            self.dump_logs_to(&mut stderr);
             panic!("test run `{}`: {}", self.name, report(&leaks));
         }
+    }
+
+    /// Prints the dump through `eprint!`, so libtest's output capture shows it with the
+    /// failed test (and hides it for passing ones).
+    fn print_dump(&self) {
+        let mut buf = Vec::new();
+        self.dump_logs_to(&mut buf);
+        eprint!("{}", String::from_utf8_lossy(&buf));
     }
 }
 
 impl Drop for TestRun {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let mut stderr = std::io::stderr().lock();
-            self.dump_logs_to(&mut stderr);
+            self.print_dump();
         } else if !self.finished {
             self.finished = true;
-            self.check_no_leaks();
+            let leaks = self.scan();
+            if !leaks.is_empty() {
+                self.print_dump();
+                panic!("test run `{}`: {}", self.name, report(&leaks));
+            }
         }
     }
 }
