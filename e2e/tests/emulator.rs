@@ -10,7 +10,10 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent,
+    WatchParams,
+};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::{Discovery, Scope};
 use kube::ResourceExt;
@@ -20,7 +23,10 @@ use siteboot_e2e::emulator::{Emulator, EmulatorHandle};
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn cm(name: &str, data: Value) -> ConfigMap {
-    serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data})).unwrap()
+    serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": data}),
+    )
+    .unwrap()
 }
 
 fn api_code<T: std::fmt::Debug>(r: kube::Result<T>) -> (u16, String, String) {
@@ -52,40 +58,84 @@ fn widget_crd(scope: &str) -> CustomResourceDefinition {
 async fn discovery_serves_builtins_and_runtime_crds() -> Result<()> {
     let (_emu, client) = start().await?;
     let d = Discovery::new(client.clone()).run().await?;
-    for (group, kind) in [("apps", "Deployment"), ("coordination.k8s.io", "Lease"), ("", "Secret"), ("batch", "Job"),
-                          ("rbac.authorization.k8s.io", "ClusterRole"), ("events.k8s.io", "Event")] {
-        let g = d.get(group).with_context(|| format!("group {group:?} missing"))?;
-        g.recommended_kind(kind).with_context(|| format!("{kind} missing"))?;
+    for (group, kind) in [
+        ("apps", "Deployment"),
+        ("coordination.k8s.io", "Lease"),
+        ("", "Secret"),
+        ("batch", "Job"),
+        ("rbac.authorization.k8s.io", "ClusterRole"),
+        ("events.k8s.io", "Event"),
+    ] {
+        let g = d
+            .get(group)
+            .with_context(|| format!("group {group:?} missing"))?;
+        g.recommended_kind(kind)
+            .with_context(|| format!("{kind} missing"))?;
     }
     assert!(!d.has_group("example.com"));
 
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let created = crds.create(&PostParams::default(), &widget_crd("Namespaced")).await?;
-    let conditions = created.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+    let created = crds
+        .create(&PostParams::default(), &widget_crd("Namespaced"))
+        .await?;
+    let conditions = created
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
     for ty in ["Established", "NamesAccepted"] {
-        assert!(conditions.iter().any(|c| c.type_ == ty && c.status == "True"), "{ty} not True: {conditions:?}");
+        assert!(
+            conditions
+                .iter()
+                .any(|c| c.type_ == ty && c.status == "True"),
+            "{ty} not True: {conditions:?}"
+        );
     }
 
     for aggregated in [false, true] {
-        let d = if aggregated { Discovery::new(client.clone()).run_aggregated().await? } else { Discovery::new(client.clone()).run().await? };
-        let (ar, caps) = d.get("example.com").context("crd group not discovered")?.recommended_kind("Widget").context("Widget")?;
+        let d = if aggregated {
+            Discovery::new(client.clone()).run_aggregated().await?
+        } else {
+            Discovery::new(client.clone()).run().await?
+        };
+        let (ar, caps) = d
+            .get("example.com")
+            .context("crd group not discovered")?
+            .recommended_kind("Widget")
+            .context("Widget")?;
         assert_eq!(ar.plural, "widgets");
         assert_eq!(caps.scope, Scope::Namespaced);
-        assert!(caps.subresources.iter().any(|(sub, _)| sub.plural == "widgets/status" || sub.plural == "status"), "{:?}", caps.subresources);
+        assert!(
+            caps.subresources
+                .iter()
+                .any(|(sub, _)| sub.plural == "widgets/status" || sub.plural == "status"),
+            "{:?}",
+            caps.subresources
+        );
     }
 
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("example.com", "v1", "Widget"), "widgets");
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("example.com", "v1", "Widget"),
+        "widgets",
+    );
     let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
     let mut w = DynamicObject::new("w1", &ar);
     w.data = json!({"spec": {"size": 3}, "status": {"ignored": true}});
     let w = widgets.create(&PostParams::default(), &w).await?;
     assert_eq!(w.data["spec"]["size"], 3);
-    assert!(w.data.get("status").is_none(), "status is dropped on create when a status subresource exists");
+    assert!(
+        w.data.get("status").is_none(),
+        "status is dropped on create when a status subresource exists"
+    );
     assert_eq!(widgets.list(&ListParams::default()).await?.items.len(), 1);
 
     // Deleting the CRD removes its objects and its discovery entry.
-    crds.delete("widgets.example.com", &DeleteParams::default()).await?;
-    assert!(!Discovery::new(client.clone()).run().await?.has_group("example.com"));
+    crds.delete("widgets.example.com", &DeleteParams::default())
+        .await?;
+    assert!(!Discovery::new(client.clone())
+        .run()
+        .await?
+        .has_group("example.com"));
     Ok(())
 }
 
@@ -94,7 +144,11 @@ async fn invalid_crd_is_rejected() -> Result<()> {
     let (_emu, client) = start().await?;
     let mut crd = widget_crd("Namespaced");
     crd.metadata.name = Some("wrong.example.com".into());
-    let (code, reason, msg) = api_code(Api::<CustomResourceDefinition>::all(client).create(&PostParams::default(), &crd).await);
+    let (code, reason, msg) = api_code(
+        Api::<CustomResourceDefinition>::all(client)
+            .create(&PostParams::default(), &crd)
+            .await,
+    );
     assert_eq!((code, reason.as_str()), (422, "Invalid"), "{msg}");
     Ok(())
 }
@@ -103,10 +157,15 @@ async fn invalid_crd_is_rejected() -> Result<()> {
 async fn writes_carry_metadata_and_stale_versions_conflict() -> Result<()> {
     let (_emu, client) = start().await?;
     let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
-    let a = cms.create(&PostParams::default(), &cm("a", json!({"k": "1"}))).await?;
+    let a = cms
+        .create(&PostParams::default(), &cm("a", json!({"k": "1"})))
+        .await?;
     assert!(a.metadata.uid.is_some() && a.metadata.creation_timestamp.is_some());
     let rv1: u64 = a.resource_version().unwrap().parse()?;
-    let (code, reason, _) = api_code(cms.create(&PostParams::default(), &cm("a", json!({}))).await);
+    let (code, reason, _) = api_code(
+        cms.create(&PostParams::default(), &cm("a", json!({})))
+            .await,
+    );
     assert_eq!((code, reason.as_str()), (409, "AlreadyExists"));
 
     let mut fresh = a.clone();
@@ -123,19 +182,43 @@ async fn writes_carry_metadata_and_stale_versions_conflict() -> Result<()> {
     gen.metadata.name = None;
     gen.metadata.generate_name = Some("gen-".into());
     let g = cms.create(&PostParams::default(), &gen).await?;
-    assert!(g.name_any().starts_with("gen-") && g.name_any().len() == 9, "{}", g.name_any());
+    assert!(
+        g.name_any().starts_with("gen-") && g.name_any().len() == 9,
+        "{}",
+        g.name_any()
+    );
 
     // Merge and JSON patches; a stale resourceVersion inside a patch conflicts too.
-    let merged = cms.patch("a", &PatchParams::default(), &Patch::Merge(json!({"data": {"m": "x"}}))).await?;
+    let merged = cms
+        .patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"m": "x"}})),
+        )
+        .await?;
     assert_eq!(merged.data.unwrap()["m"], "x");
-    let jp: json_patch::Patch = serde_json::from_value(json!([{"op": "add", "path": "/data/j", "value": "y"}]))?;
-    let patched = cms.patch("a", &PatchParams::default(), &Patch::<()>::Json(jp)).await?;
+    let jp: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "add", "path": "/data/j", "value": "y"}]))?;
+    let patched = cms
+        .patch("a", &PatchParams::default(), &Patch::<()>::Json(jp))
+        .await?;
     assert_eq!(patched.data.unwrap()["j"], "y");
     let stale = json!({"metadata": {"resourceVersion": rv1.to_string()}, "data": {"z": "1"}});
-    assert_eq!(api_code(cms.patch("a", &PatchParams::default(), &Patch::Merge(stale)).await).0, 409);
+    assert_eq!(
+        api_code(
+            cms.patch("a", &PatchParams::default(), &Patch::Merge(stale))
+                .await
+        )
+        .0,
+        409
+    );
 
     // Objects need an existing namespace.
-    let (code, _, _) = api_code(Api::<ConfigMap>::namespaced(client, "nowhere").create(&PostParams::default(), &cm("x", json!({}))).await);
+    let (code, _, _) = api_code(
+        Api::<ConfigMap>::namespaced(client, "nowhere")
+            .create(&PostParams::default(), &cm("x", json!({})))
+            .await,
+    );
     assert_eq!(code, 404);
     Ok(())
 }
@@ -145,20 +228,47 @@ async fn server_side_apply_tracks_owners_and_conflicts() -> Result<()> {
     let (_emu, client) = start().await?;
     let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
     let cfg = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"key": v}});
-    let created = cms.patch("ssa", &PatchParams::apply("alice"), &Patch::Apply(cfg("a"))).await?;
-    let managers: Vec<String> = created.managed_fields().iter().filter_map(|m| m.manager.clone()).collect();
+    let created = cms
+        .patch("ssa", &PatchParams::apply("alice"), &Patch::Apply(cfg("a")))
+        .await?;
+    let managers: Vec<String> = created
+        .managed_fields()
+        .iter()
+        .filter_map(|m| m.manager.clone())
+        .collect();
     assert_eq!(managers, ["alice"]);
 
-    let (code, reason, message) = api_code(cms.patch("ssa", &PatchParams::apply("bob"), &Patch::Apply(cfg("b"))).await);
+    let (code, reason, message) = api_code(
+        cms.patch("ssa", &PatchParams::apply("bob"), &Patch::Apply(cfg("b")))
+            .await,
+    );
     assert_eq!((code, reason.as_str()), (409, "Conflict"));
-    assert!(message.contains("\"alice\"") && message.contains(".data.key"), "{message}");
+    assert!(
+        message.contains("\"alice\"") && message.contains(".data.key"),
+        "{message}"
+    );
 
     // Same value: shared ownership, no conflict.
-    cms.patch("ssa", &PatchParams::apply("carol"), &Patch::Apply(cfg("a"))).await?;
-    let forced = cms.patch("ssa", &PatchParams::apply("bob").force(), &Patch::Apply(cfg("b"))).await?;
+    cms.patch("ssa", &PatchParams::apply("carol"), &Patch::Apply(cfg("a")))
+        .await?;
+    let forced = cms
+        .patch(
+            "ssa",
+            &PatchParams::apply("bob").force(),
+            &Patch::Apply(cfg("b")),
+        )
+        .await?;
     assert_eq!(forced.data.as_ref().unwrap()["key"], "b");
-    let owners: Vec<String> = forced.managed_fields().iter().filter_map(|m| m.manager.clone()).collect();
-    assert_eq!(owners, ["bob"], "forcing takes the field from alice and carol");
+    let owners: Vec<String> = forced
+        .managed_fields()
+        .iter()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert_eq!(
+        owners,
+        ["bob"],
+        "forcing takes the field from alice and carol"
+    );
 
     // Without fieldManager the server refuses an apply (kube checks this client-side, so send raw).
     let req = hyper::http::Request::patch("/api/v1/namespaces/default/configmaps/ssa")
@@ -169,8 +279,11 @@ async fn server_side_apply_tracks_owners_and_conflicts() -> Result<()> {
 
     // Dropping a field from a later apply removes it.
     let two = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa"}, "data": {"key": "b", "extra": "e"}});
-    cms.patch("ssa", &PatchParams::apply("bob"), &Patch::Apply(two)).await?;
-    let one = cms.patch("ssa", &PatchParams::apply("bob"), &Patch::Apply(cfg("b"))).await?;
+    cms.patch("ssa", &PatchParams::apply("bob"), &Patch::Apply(two))
+        .await?;
+    let one = cms
+        .patch("ssa", &PatchParams::apply("bob"), &Patch::Apply(cfg("b")))
+        .await?;
     assert!(!one.data.unwrap().contains_key("extra"));
     Ok(())
 }
@@ -187,26 +300,56 @@ fn deployment(name: &str, replicas: i32) -> Deployment {
 async fn status_subresource_and_generation() -> Result<()> {
     let (_emu, client) = start().await?;
     let deps: Api<Deployment> = Api::default_namespaced(client);
-    let d = deps.create(&PostParams::default(), &deployment("web", 1)).await?;
+    let d = deps
+        .create(&PostParams::default(), &deployment("web", 1))
+        .await?;
     assert_eq!(d.metadata.generation, Some(1));
     assert!(d.status.is_none(), "status is not writable through create");
 
     // Main-resource writes ignore status; label changes keep the generation.
-    let p = deps.patch("web", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}, "status": {"replicas": 5}}))).await?;
+    let p = deps
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}, "status": {"replicas": 5}})),
+        )
+        .await?;
     assert!(p.status.is_none());
     assert_eq!(p.metadata.generation, Some(1));
     // Status writes ignore spec and do not bump the generation.
-    let s = deps.patch_status("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 7}, "status": {"replicas": 1}}))).await?;
+    let s = deps
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 7}, "status": {"replicas": 1}})),
+        )
+        .await?;
     assert_eq!(s.status.unwrap().replicas, Some(1));
     assert_eq!(s.spec.unwrap().replicas, Some(1));
     assert_eq!(s.metadata.generation, Some(1));
     // Spec changes bump it.
-    let g = deps.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}}))).await?;
+    let g = deps
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await?;
     assert_eq!(g.metadata.generation, Some(2));
-    assert_eq!(g.status.unwrap().replicas, Some(1), "status survives main-resource writes");
+    assert_eq!(
+        g.status.as_ref().unwrap().replicas,
+        Some(1),
+        "status survives main-resource writes"
+    );
     let rv = g.resource_version();
     // A no-op write does not create a new version.
-    let same = deps.patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}}))).await?;
+    let same = deps
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await?;
     assert_eq!(same.resource_version(), rv);
     Ok(())
 }
@@ -215,7 +358,11 @@ async fn status_subresource_and_generation() -> Result<()> {
 async fn label_and_field_selectors() -> Result<()> {
     let (_emu, client) = start().await?;
     let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
-    for (name, labels) in [("a", json!({"app": "web", "tier": "front"})), ("b", json!({"app": "db"})), ("c", json!({}))] {
+    for (name, labels) in [
+        ("a", json!({"app": "web", "tier": "front"})),
+        ("b", json!({"app": "db"})),
+        ("c", json!({})),
+    ] {
         let mut c = cm(name, json!({}));
         c.metadata.labels = Some(serde_json::from_value(labels)?);
         cms.create(&PostParams::default(), &c).await?;
@@ -230,10 +377,16 @@ async fn label_and_field_selectors() -> Result<()> {
         ("!app", "", vec!["c"]),
         ("", "metadata.name=b", vec!["b"]),
         ("", "metadata.name!=b", vec!["a", "c"]),
-        ("app", "metadata.namespace=default,metadata.name!=a", vec!["b"]),
+        (
+            "app",
+            "metadata.namespace=default,metadata.name!=a",
+            vec!["b"],
+        ),
     ];
     for (labels, fields, want) in cases {
-        let list = cms.list(&ListParams::default().labels(labels).fields(fields)).await?;
+        let list = cms
+            .list(&ListParams::default().labels(labels).fields(fields))
+            .await?;
         let names: Vec<String> = list.items.iter().map(|c| c.name_any()).collect();
         assert_eq!(names, want, "labels {labels:?} fields {fields:?}");
     }
@@ -244,11 +397,23 @@ async fn label_and_field_selectors() -> Result<()> {
     let page = cms.list(&ListParams::default().limit(2)).await?;
     assert_eq!(page.items.len(), 2);
     let token = page.metadata.continue_.clone().context("continue token")?;
-    let rest = cms.list(&ListParams::default().limit(2).continue_token(&token)).await?;
-    assert_eq!(rest.items.iter().map(|c| c.name_any()).collect::<Vec<_>>(), ["c"]);
+    let rest = cms
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await?;
+    assert_eq!(
+        rest.items.iter().map(|c| c.name_any()).collect::<Vec<_>>(),
+        ["c"]
+    );
     assert!(rest.metadata.continue_.is_none_or(|c| c.is_empty()));
     // Cluster-wide list of a namespaced type.
-    assert_eq!(Api::<ConfigMap>::all(client).list(&ListParams::default()).await?.items.len(), 3);
+    assert_eq!(
+        Api::<ConfigMap>::all(client)
+            .list(&ListParams::default())
+            .await?
+            .items
+            .len(),
+        3
+    );
     Ok(())
 }
 
@@ -266,34 +431,56 @@ where
 
 #[tokio::test]
 async fn watch_resumes_sends_bookmarks_and_expires() -> Result<()> {
-    let emu = Emulator::builder().history_limit(50).bookmark_interval(Duration::from_millis(200)).start().await?;
+    let emu = Emulator::builder()
+        .history_limit(50)
+        .bookmark_interval(Duration::from_millis(200))
+        .start()
+        .await?;
     let client = emu.client().await?;
     let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
-    let a = cms.create(&PostParams::default(), &cm("a", json!({"v": "0"}))).await?;
+    let a = cms
+        .create(&PostParams::default(), &cm("a", json!({"v": "0"})))
+        .await?;
     let from = a.resource_version().unwrap();
     for v in ["1", "2"] {
-        cms.patch("a", &PatchParams::default(), &Patch::Merge(json!({"data": {"v": v}}))).await?;
+        cms.patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"v": v}})),
+        )
+        .await?;
     }
-    cms.create(&PostParams::default(), &cm("b", json!({}))).await?;
+    cms.create(&PostParams::default(), &cm("b", json!({})))
+        .await?;
     cms.delete("b", &DeleteParams::default()).await?;
 
-    let mut stream = cms.watch(&WatchParams::default().disable_bookmarks(), &from).await?.boxed();
+    let mut stream = cms
+        .watch(&WatchParams::default().disable_bookmarks(), &from)
+        .await?
+        .boxed();
     let mut seen = Vec::new();
     for _ in 0..4 {
         seen.push(match next_event(&mut stream).await? {
             WatchEvent::Added(c) => format!("ADDED {}", c.name_any()),
-            WatchEvent::Modified(c) => format!("MODIFIED {} {}", c.name_any(), c.data.unwrap()["v"]),
+            WatchEvent::Modified(c) => {
+                format!("MODIFIED {} {}", c.name_any(), c.data.unwrap()["v"])
+            }
             WatchEvent::Deleted(c) => format!("DELETED {}", c.name_any()),
             other => bail!("unexpected {other:?}"),
         });
     }
-    assert_eq!(seen, ["MODIFIED a 1", "MODIFIED a 2", "ADDED b", "DELETED b"]);
+    assert_eq!(
+        seen,
+        ["MODIFIED a 1", "MODIFIED a 2", "ADDED b", "DELETED b"]
+    );
 
     // Bookmarks arrive on a quiet watch and carry the current version.
     let current = emu.resource_version().to_string();
     let mut quiet = cms.watch(&WatchParams::default(), &current).await?.boxed();
     match next_event(&mut quiet).await? {
-        WatchEvent::Bookmark(b) => assert!(b.metadata.resource_version.parse::<u64>()? >= current.parse::<u64>()?),
+        WatchEvent::Bookmark(b) => {
+            assert!(b.metadata.resource_version.parse::<u64>()? >= current.parse::<u64>()?)
+        }
         other => bail!("expected a bookmark, got {other:?}"),
     }
 
@@ -307,7 +494,12 @@ async fn watch_resumes_sends_bookmarks_and_expires() -> Result<()> {
     // History pushed out by many writes expires the same way.
     let mid = emu.resource_version().to_string();
     for i in 0..60 {
-        cms.patch("a", &PatchParams::default(), &Patch::Merge(json!({"data": {"v": format!("n{i}")}}))).await?;
+        cms.patch(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"v": format!("n{i}")}})),
+        )
+        .await?;
     }
     let mut gone = cms.watch(&WatchParams::default(), &mid).await?.boxed();
     assert!(matches!(next_event(&mut gone).await?, WatchEvent::Error(s) if s.code == 410));
@@ -319,14 +511,38 @@ async fn watch_timeout_and_selector_transitions() -> Result<()> {
     let (emu, client) = start().await?;
     let cms: Api<ConfigMap> = Api::default_namespaced(client);
     let rv = emu.resource_version().to_string();
-    let mut stream = cms.watch(&WatchParams::default().labels("app=web").timeout(2).disable_bookmarks(), &rv).await?.boxed();
-    cms.create(&PostParams::default(), &cm("s", json!({}))).await?;
-    cms.patch("s", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "web"}}}))).await?;
-    cms.patch("s", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "db"}}}))).await?;
+    let mut stream = cms
+        .watch(
+            &WatchParams::default()
+                .labels("app=web")
+                .timeout(2)
+                .disable_bookmarks(),
+            &rv,
+        )
+        .await?
+        .boxed();
+    cms.create(&PostParams::default(), &cm("s", json!({})))
+        .await?;
+    cms.patch(
+        "s",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "web"}}})),
+    )
+    .await?;
+    cms.patch(
+        "s",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"app": "db"}}})),
+    )
+    .await?;
     assert!(matches!(next_event(&mut stream).await?, WatchEvent::Added(c) if c.name_any() == "s"));
-    assert!(matches!(next_event(&mut stream).await?, WatchEvent::Deleted(c) if c.name_any() == "s"));
+    assert!(
+        matches!(next_event(&mut stream).await?, WatchEvent::Deleted(c) if c.name_any() == "s")
+    );
     // timeoutSeconds=2 ends the stream.
-    let end = tokio::time::timeout(DEADLINE, stream.next()).await.context("watch did not time out")?;
+    let end = tokio::time::timeout(DEADLINE, stream.next())
+        .await
+        .context("watch did not time out")?;
     assert!(end.is_none(), "{end:?}");
     Ok(())
 }
@@ -338,13 +554,29 @@ async fn finalizers_hold_deletion() -> Result<()> {
     let mut c = cm("held", json!({}));
     c.metadata.finalizers = Some(vec!["example.com/hold".into()]);
     cms.create(&PostParams::default(), &c).await?;
-    let pending = cms.delete("held", &DeleteParams::default()).await?.left().context("delete should be pending")?;
+    let pending = cms
+        .delete("held", &DeleteParams::default())
+        .await?
+        .left()
+        .context("delete should be pending")?;
     assert!(pending.metadata.deletion_timestamp.is_some());
     assert!(cms.get("held").await?.metadata.deletion_timestamp.is_some());
     // New finalizers cannot be added while deleting.
     let add = json!({"metadata": {"finalizers": ["example.com/hold", "example.com/more"]}});
-    assert_eq!(api_code(cms.patch("held", &PatchParams::default(), &Patch::Merge(add)).await).0, 422);
-    cms.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await?;
+    assert_eq!(
+        api_code(
+            cms.patch("held", &PatchParams::default(), &Patch::Merge(add))
+                .await
+        )
+        .0,
+        422
+    );
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await?;
     assert_eq!(api_code(cms.get("held").await).0, 404);
     Ok(())
 }
@@ -372,16 +604,37 @@ async fn owner_references_cascade() -> Result<()> {
     cms.create(&pp, &owned("grandchild", &child, false)).await?;
     cms.delete("owner", &DeleteParams::background()).await?;
     for name in ["owner", "child", "grandchild"] {
-        assert_eq!(api_code(cms.get(name).await).0, 404, "{name} should be gone");
+        assert_eq!(
+            api_code(cms.get(name).await).0,
+            404,
+            "{name} should be gone"
+        );
     }
 
     // Foreground: the owner waits for a dependent held by a finalizer.
     let owner = cms.create(&pp, &cm("fg", json!({}))).await?;
     cms.create(&pp, &owned("fg-child", &owner, true)).await?;
-    let waiting = cms.delete("fg", &DeleteParams::foreground()).await?.left().context("foreground delete waits")?;
-    assert!(waiting.finalizers().iter().any(|f| f == "foregroundDeletion"));
-    assert!(cms.get("fg-child").await?.metadata.deletion_timestamp.is_some());
-    cms.patch("fg-child", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await?;
+    let waiting = cms
+        .delete("fg", &DeleteParams::foreground())
+        .await?
+        .left()
+        .context("foreground delete waits")?;
+    assert!(waiting
+        .finalizers()
+        .iter()
+        .any(|f| f == "foregroundDeletion"));
+    assert!(cms
+        .get("fg-child")
+        .await?
+        .metadata
+        .deletion_timestamp
+        .is_some());
+    cms.patch(
+        "fg-child",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await?;
     assert_eq!(api_code(cms.get("fg").await).0, 404);
 
     // Orphan: the dependent stays and loses its owner reference.
@@ -396,20 +649,36 @@ async fn owner_references_cascade() -> Result<()> {
 async fn namespace_deletion_removes_contents() -> Result<()> {
     let (_emu, client) = start().await?;
     let nss: Api<Namespace> = Api::all(client.clone());
-    nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "team"}}))?).await?;
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "team"}}))?,
+    )
+    .await?;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "team");
-    cms.create(&PostParams::default(), &cm("plain", json!({}))).await?;
+    cms.create(&PostParams::default(), &cm("plain", json!({})))
+        .await?;
     let mut held = cm("held", json!({}));
     held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
     cms.create(&PostParams::default(), &held).await?;
 
     nss.delete("team", &DeleteParams::default()).await?;
     let ns = nss.get("team").await?;
-    assert_eq!(ns.status.and_then(|s| s.phase).as_deref(), Some("Terminating"));
+    assert_eq!(
+        ns.status.and_then(|s| s.phase).as_deref(),
+        Some("Terminating")
+    );
     assert_eq!(api_code(cms.get("plain").await).0, 404);
-    let (code, reason, _) = api_code(cms.create(&PostParams::default(), &cm("late", json!({}))).await);
+    let (code, reason, _) = api_code(
+        cms.create(&PostParams::default(), &cm("late", json!({})))
+            .await,
+    );
     assert_eq!((code, reason.as_str()), (403, "Forbidden"));
-    cms.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await?;
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await?;
     assert_eq!(api_code(nss.get("team").await).0, 404);
     Ok(())
 }
@@ -422,11 +691,26 @@ async fn kubeconfig_file_builds_a_working_client() -> Result<()> {
     let kc = kube::config::Kubeconfig::read_from(emu.kubeconfig_path())?;
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
     let client = kube::Client::try_from(config)?;
-    let names: Vec<String> = Api::<Namespace>::all(client.clone()).list(&ListParams::default()).await?.items.iter().map(|n| n.name_any()).collect();
-    assert_eq!(names, ["default", "kube-node-lease", "kube-public", "kube-system"]);
+    let names: Vec<String> = Api::<Namespace>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .map(|n| n.name_any())
+        .collect();
+    assert_eq!(
+        names,
+        ["default", "kube-node-lease", "kube-public", "kube-system"]
+    );
     let v = client.apiserver_version().await?;
     assert_eq!(v.minor, "34");
     emu.shutdown().await;
-    assert!(Api::<Namespace>::all(client).list(&ListParams::default()).await.is_err(), "the server is gone after shutdown");
+    assert!(
+        Api::<Namespace>::all(client)
+            .list(&ListParams::default())
+            .await
+            .is_err(),
+        "the server is gone after shutdown"
+    );
     Ok(())
 }
