@@ -1,1 +1,62 @@
-fn main() {}
+//! `siteboot-registration`: parse flags, start logging, run the service.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use siteboot_registration::config::ServerArgs;
+use siteboot_registration::datadir::DataDir;
+
+fn main() -> ExitCode {
+    let args = ServerArgs::parse();
+    if args.print_openapi {
+        print!("{}", siteboot_registration::openapi::document_text());
+        return ExitCode::SUCCESS;
+    }
+    init_tracing(args.log_json);
+    if let Some(name) = &args.add_batch {
+        return match DataDir::at(&args.data_dir).add_batch(name) {
+            Ok(path) => {
+                println!(
+                    "added enrollment batch {name:?}; its secret is in {}",
+                    path.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
+        };
+    }
+    let config = match args.to_config() {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("start the async runtime: {e}")),
+    };
+    match runtime.block_on(siteboot_registration::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("siteboot-registration: error: {message}");
+    ExitCode::from(1)
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,34 @@
+//! `sitebootctl`: the operator CLI. Talks to the operator API over HTTPS, trusting only the
+//! service CA file, authenticating with the operator credential file; defaults come from
+//! the embedded data directory so it works next to `cargo run` with no flags.
+//!
+//! Exit codes: 0 ok, 1 usage or local configuration, 2 the server said no (4xx),
+//! 3 unreachable or server error (5xx).
+
+mod args;
+mod client;
+mod output;
+
+pub use args::{Cli, Command, Output};
+pub use client::{Client, CtlError};
+
+/// Runs one command and returns the process exit code.
+pub async fn run(cli: Cli) -> u8 {
+    match execute(&cli).await {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("sitebootctl: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Runs one command and returns what it prints.
+pub async fn execute(cli: &Cli) -> Result<String, CtlError> {
+    let client = Client::from_cli(cli)?;
+    let value = args::dispatch(&client, &cli.command).await?;
+    Ok(output::render(&cli.command, &value, cli.output))
+}

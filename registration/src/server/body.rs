@@ -1,0 +1,137 @@
+//! Reading request bodies: a byte cap (413 `payload_too_large`) and JSON decoding that
+//! names the offending field (422 `invalid_request` with `field`).
+//!
+//! serde's own messages can quote the offending value, which may be a secret sent in the
+//! wrong place, so only the field path and the "expected ..." part (schema text, not user
+//! text) ever reach an error body.
+
+use axum::body::Body;
+use axum::http::HeaderMap;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
+use siteboot_wire::{ApiError, ErrorCode};
+
+/// Reads at most `cap` bytes.
+pub async fn read_capped(headers: &HeaderMap, body: Body, cap: usize) -> Result<Vec<u8>, ApiError> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap as u64) {
+        return Err(too_large(cap));
+    }
+    match Limited::new(body, cap).collect().await {
+        Ok(collected) => Ok(collected.to_bytes().to_vec()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(cap)),
+        Err(_) => Err(ApiError::invalid("body", "request body could not be read")),
+    }
+}
+
+fn too_large(cap: usize) -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!("request body is larger than {cap} bytes"),
+    )
+}
+
+/// Reads and decodes a JSON body.
+pub async fn json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+    cap: usize,
+) -> Result<T, ApiError> {
+    let bytes = read_capped(headers, body, cap).await?;
+    decode(&bytes)
+}
+
+/// Decodes JSON, naming the field on failure.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let e = match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let at = |p: &str| {
+        if p == "." {
+            "body".to_string()
+        } else {
+            p.to_string()
+        }
+    };
+    match inner.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            Err(ApiError::invalid(
+                at(&path),
+                format!(
+                    "request body is not valid json (line {}, column {})",
+                    inner.line(),
+                    inner.column()
+                ),
+            ))
+        }
+        serde_json::error::Category::Io => {
+            Err(ApiError::invalid("body", "request body could not be read"))
+        }
+        serde_json::error::Category::Data => {
+            let text = inner.to_string();
+            if let Some(name) = text
+                .strip_prefix("missing field `")
+                .and_then(|r| r.split('`').next())
+            {
+                let field = if path == "." {
+                    name.to_string()
+                } else {
+                    format!("{path}.{name}")
+                };
+                return Err(ApiError::invalid(
+                    field.clone(),
+                    format!("{field} is required"),
+                ));
+            }
+            let field = at(&path);
+            let expected = text
+                .rsplit_once("expected ")
+                .map(|(_, exp)| exp.split(" at line").next().unwrap_or(exp).to_string());
+            let message = match expected {
+                Some(exp) => format!("{field} has an invalid value: expected {exp}"),
+                None => format!("{field} has an invalid value"),
+            };
+            Err(ApiError::invalid(field, message))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use siteboot_wire::api::RegisterRequest;
+
+    #[test]
+    fn names_fields_and_never_echoes_values() {
+        let cases: [(&str, &str); 6] = [
+            ("{", "body"),
+            ("[]", "body"),
+            (r#"{"csr":"x","facts":{"serial":"s"}}"#, "credential"),
+            (
+                r#"{"credential":{"type":"token","token":"t"},"facts":{"serial":"s"}}"#,
+                "csr",
+            ),
+            (
+                r#"{"credential":{"type":"telepathy","token":"sbt1.SECRETVALUE"},"csr":"x","facts":{"serial":"s"}}"#,
+                "credential",
+            ),
+            (
+                r#"{"credential":{"type":"token","token":"t"},"csr":"x","facts":{"serial":"s","macs":"SECRETVALUE"}}"#,
+                "facts.macs",
+            ),
+        ];
+        for (body, field) in cases {
+            let e = decode::<RegisterRequest>(body.as_bytes()).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{body}: {e:?}");
+            assert_eq!(e.code, ErrorCode::InvalidRequest);
+            assert!(!e.message.contains("SECRETVALUE"), "{}", e.message);
+        }
+    }
+}
