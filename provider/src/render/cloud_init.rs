@@ -47,7 +47,11 @@ pub(super) fn render(input: &RenderInput) -> Result<String, RenderError> {
             b64: f.opaque,
             // Files owned by users created in this document must wait for them.
             defer: f.user != "root" || f.group.as_deref().is_some_and(|g| g != "root"),
-            content: if f.opaque { YamlStr::new(b64(f.content.as_bytes())) } else { YamlStr::new(f.content) },
+            content: if f.opaque {
+                YamlStr::new(b64(f.content.as_bytes()))
+            } else {
+                YamlStr::new(f.content)
+            },
         })
         .collect();
     let users = input
@@ -68,11 +72,18 @@ pub(super) fn render(input: &RenderInput) -> Result<String, RenderError> {
     let doc = CloudConfig {
         hostname: input.hostname.as_ref().map(YamlStr::new),
         users,
-        ntp_servers: input.ntp.iter().flat_map(|n| n.servers.iter().map(YamlStr::new)).collect(),
+        ntp_servers: input
+            .ntp
+            .iter()
+            .flat_map(|n| n.servers.iter().map(YamlStr::new))
+            .collect(),
         files,
         runcmd,
     };
-    let mut out = doc.render().map_err(|e| RenderError::Template { template: "cloud-init.yaml", reason: e.to_string() })?;
+    let mut out = doc.render().map_err(|e| RenderError::Template {
+        template: "cloud-init.yaml",
+        reason: e.to_string(),
+    })?;
     out.push('\n');
     Ok(out)
 }

@@ -88,7 +88,9 @@ struct Unit {
 
 fn file(f: NodeFile) -> File {
     File {
-        contents: Contents { source: data_url(f.content.as_bytes()) },
+        contents: Contents {
+            source: data_url(f.content.as_bytes()),
+        },
         path: f.path,
         overwrite: true,
         mode: f.mode,
@@ -118,7 +120,9 @@ pub(super) fn render(input: &RenderInput) -> Result<String, RenderError> {
         files.push(payload::sudoers_dropin(&u.name)?);
     }
     let config = Config {
-        ignition: Ignition { version: IGNITION_VERSION },
+        ignition: Ignition {
+            version: IGNITION_VERSION,
+        },
         passwd: Passwd {
             users: input
                 .users
@@ -130,7 +134,9 @@ pub(super) fn render(input: &RenderInput) -> Result<String, RenderError> {
                 })
                 .collect(),
         },
-        storage: Storage { files: files.into_iter().map(file).collect() },
+        storage: Storage {
+            files: files.into_iter().map(file).collect(),
+        },
         systemd: Systemd {
             units: vec![Unit {
                 name: IGNITION_BOOTSTRAP_UNIT,
@@ -139,8 +145,10 @@ pub(super) fn render(input: &RenderInput) -> Result<String, RenderError> {
             }],
         },
     };
-    let mut out = serde_json::to_string_pretty(&config)
-        .map_err(|e| RenderError::Encode { what: "ignition config", reason: e.to_string() })?;
+    let mut out = serde_json::to_string_pretty(&config).map_err(|e| RenderError::Encode {
+        what: "ignition config",
+        reason: e.to_string(),
+    })?;
     out.push('\n');
     Ok(out)
 }

@@ -11,8 +11,8 @@ use super::shell::ShellWord;
 use super::{
     validate, AgentInstall, KubernetesInstall, RenderError, RenderInput, AGENT_BINARY_PATH,
     AGENT_CONFIG_PATH, AGENT_DATA_DIR, AGENT_UNIT_NAME, AGENT_UNIT_PATH, BOOTSTRAP_SCRIPT_PATH,
-    K3S_BINARY_PATH, K3S_CONFIG_PATH, K3S_UNIT_PATH, REGISTRATION_CA_PATH,
-    REGISTRATION_TOKEN_PATH, SENTINEL_PATH,
+    K3S_BINARY_PATH, K3S_CONFIG_PATH, K3S_UNIT_PATH, REGISTRATION_CA_PATH, REGISTRATION_TOKEN_PATH,
+    SENTINEL_PATH,
 };
 use askama::Template;
 
@@ -231,7 +231,10 @@ fn k3s_entries(args: &[String]) -> Result<Vec<K3sEntry>, RenderError> {
                         .collect(),
                 ),
             };
-            K3sEntry { key: YamlStr::new(flag), value }
+            K3sEntry {
+                key: YamlStr::new(flag),
+                value,
+            }
         })
         .collect())
 }
@@ -243,11 +246,19 @@ pub fn plan(input: &RenderInput) -> Result<Vec<NodeFile>, RenderError> {
     let mut files = vec![
         NodeFile {
             opaque: true,
-            ..NodeFile::ours(REGISTRATION_CA_PATH, input.registration_ca_pem.clone(), 0o644)
+            ..NodeFile::ours(
+                REGISTRATION_CA_PATH,
+                input.registration_ca_pem.clone(),
+                0o644,
+            )
         },
         NodeFile {
             opaque: true,
-            ..NodeFile::ours(REGISTRATION_TOKEN_PATH, format!("{}\n", input.token.expose()), 0o600)
+            ..NodeFile::ours(
+                REGISTRATION_TOKEN_PATH,
+                format!("{}\n", input.token.expose()),
+                0o600,
+            )
         },
     ];
     let agent_config = AgentConfig {
@@ -259,21 +270,48 @@ pub fn plan(input: &RenderInput) -> Result<Vec<NodeFile>, RenderError> {
         data_dir: YamlStr::new(AGENT_DATA_DIR),
         kubeconfig: k3s.map(|_| YamlStr::new(K3S_KUBECONFIG_PATH)),
     };
-    files.push(NodeFile::ours(AGENT_CONFIG_PATH, render("agent.yaml", &agent_config)?, 0o644));
+    files.push(NodeFile::ours(
+        AGENT_CONFIG_PATH,
+        render("agent.yaml", &agent_config)?,
+        0o644,
+    ));
     let unit = AgentUnit {
         bootstrap_script: BOOTSTRAP_SCRIPT_PATH,
         after_k3s: k3s.is_some(),
         agent_binary: AGENT_BINARY_PATH,
         agent_config: AGENT_CONFIG_PATH,
     };
-    files.push(NodeFile::ours(AGENT_UNIT_PATH, render("siteboot-agent.service", &unit)?, 0o644));
-    if let Some(KubernetesInstall::K3s { version, server_args, .. }) = k3s {
+    files.push(NodeFile::ours(
+        AGENT_UNIT_PATH,
+        render("siteboot-agent.service", &unit)?,
+        0o644,
+    ));
+    if let Some(KubernetesInstall::K3s {
+        version,
+        server_args,
+        ..
+    }) = k3s
+    {
         if !server_args.is_empty() {
-            let config = K3sConfig { entries: k3s_entries(server_args)? };
-            files.push(NodeFile::ours(K3S_CONFIG_PATH, render("k3s-config.yaml", &config)?, 0o600));
+            let config = K3sConfig {
+                entries: k3s_entries(server_args)?,
+            };
+            files.push(NodeFile::ours(
+                K3S_CONFIG_PATH,
+                render("k3s-config.yaml", &config)?,
+                0o600,
+            ));
         }
-        let unit = K3sUnit { version, config_path: K3S_CONFIG_PATH, k3s_binary: K3S_BINARY_PATH };
-        files.push(NodeFile::ours(K3S_UNIT_PATH, render("k3s.service", &unit)?, 0o644));
+        let unit = K3sUnit {
+            version,
+            config_path: K3S_CONFIG_PATH,
+            k3s_binary: K3S_BINARY_PATH,
+        };
+        files.push(NodeFile::ours(
+            K3S_UNIT_PATH,
+            render("k3s.service", &unit)?,
+            0o644,
+        ));
     }
     let script = BootstrapScript {
         data_dir: ShellWord::new(AGENT_DATA_DIR),
@@ -297,9 +335,17 @@ pub fn plan(input: &RenderInput) -> Result<Vec<NodeFile>, RenderError> {
         k3s_binary: ShellWord::new(K3S_BINARY_PATH),
         agent_unit: ShellWord::new(AGENT_UNIT_NAME),
     };
-    files.push(NodeFile::ours(BOOTSTRAP_SCRIPT_PATH, render("bootstrap.sh", &script)?, 0o755));
+    files.push(NodeFile::ours(
+        BOOTSTRAP_SCRIPT_PATH,
+        render("bootstrap.sh", &script)?,
+        0o755,
+    ));
     for f in &input.files {
-        let (user, group) = match f.owner.as_deref().map(|o| o.split_once(':').map_or((o, None), |(u, g)| (u, Some(g)))) {
+        let (user, group) = match f
+            .owner
+            .as_deref()
+            .map(|o| o.split_once(':').map_or((o, None), |(u, g)| (u, Some(g))))
+        {
             Some((u, g)) => (u.to_owned(), g.map(str::to_owned)),
             None => ("root".to_owned(), Some("root".to_owned())),
         };
@@ -307,7 +353,14 @@ pub fn plan(input: &RenderInput) -> Result<Vec<NodeFile>, RenderError> {
             Some(p) => validate::permissions("files.permissions", p)?,
             None => 0o644,
         };
-        files.push(NodeFile { path: f.path.clone(), content: f.content.clone(), mode, user, group, opaque: true });
+        files.push(NodeFile {
+            path: f.path.clone(),
+            content: f.content.clone(),
+            mode,
+            user,
+            group,
+            opaque: true,
+        });
     }
     Ok(files)
 }
@@ -322,25 +375,42 @@ pub fn ignition_run_script(input: &RenderInput) -> Result<NodeFile, RenderError>
         data_dir: ShellWord::new(AGENT_DATA_DIR),
         done_marker: ShellWord::new(BOOTSTRAP_DONE_PATH),
     };
-    Ok(NodeFile::ours(IGNITION_RUN_SCRIPT_PATH, render("ignition-run.sh", &run)?, 0o755))
+    Ok(NodeFile::ours(
+        IGNITION_RUN_SCRIPT_PATH,
+        render("ignition-run.sh", &run)?,
+        0o755,
+    ))
 }
 
 /// Ignition only: the one-shot unit that runs the bootstrap.
 pub fn ignition_bootstrap_unit() -> Result<String, RenderError> {
     render(
         "siteboot-bootstrap.service",
-        &BootstrapUnit { done_marker: BOOTSTRAP_DONE_PATH, run_script: IGNITION_RUN_SCRIPT_PATH },
+        &BootstrapUnit {
+            done_marker: BOOTSTRAP_DONE_PATH,
+            run_script: IGNITION_RUN_SCRIPT_PATH,
+        },
     )
 }
 
 /// Ignition only: systemd-timesyncd drop-in for validated NTP servers.
 pub fn timesyncd_dropin(servers: &[String]) -> Result<NodeFile, RenderError> {
-    let t = Timesyncd { servers: servers.join(" ") };
-    Ok(NodeFile::ours(TIMESYNCD_DROPIN_PATH, render("timesyncd.conf", &t)?, 0o644))
+    let t = Timesyncd {
+        servers: servers.join(" "),
+    };
+    Ok(NodeFile::ours(
+        TIMESYNCD_DROPIN_PATH,
+        render("timesyncd.conf", &t)?,
+        0o644,
+    ))
 }
 
 /// Ignition only: password-less sudo for a validated user name.
 pub fn sudoers_dropin(name: &str) -> Result<NodeFile, RenderError> {
     let path = format!("{SUDOERS_DIR}/siteboot-{name}");
-    Ok(NodeFile::ours(&path, render("user.sudoers", &Sudoers { name })?, 0o440))
+    Ok(NodeFile::ours(
+        &path,
+        render("user.sudoers", &Sudoers { name })?,
+        0o440,
+    ))
 }

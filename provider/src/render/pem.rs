@@ -16,7 +16,10 @@ pub const MAX_BUNDLE_BYTES: usize = 64 * 1024;
 pub fn first_cert_sha256(pem: &str) -> Result<String, RenderError> {
     let field = "registrationCaPem";
     if pem.len() > MAX_BUNDLE_BYTES || !pem.is_ascii() || pem.contains('\0') {
-        return Err(RenderError::invalid(field, format!("must be ASCII PEM of at most {MAX_BUNDLE_BYTES} bytes")));
+        return Err(RenderError::invalid(
+            field,
+            format!("must be ASCII PEM of at most {MAX_BUNDLE_BYTES} bytes"),
+        ));
     }
     let start = pem
         .find(BEGIN)
@@ -25,10 +28,15 @@ pub fn first_cert_sha256(pem: &str) -> Result<String, RenderError> {
     let len = pem[start..]
         .find(END)
         .ok_or_else(|| RenderError::invalid(field, "CERTIFICATE block is not terminated"))?;
-    let body: String = pem[start..start + len].chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let body: String = pem[start..start + len]
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
     let der = base64::engine::general_purpose::STANDARD
         .decode(body)
-        .map_err(|e| RenderError::invalid(field, format!("CERTIFICATE block is not base64: {e}")))?;
+        .map_err(|e| {
+            RenderError::invalid(field, format!("CERTIFICATE block is not base64: {e}"))
+        })?;
     if der.first() != Some(&0x30) {
         return Err(RenderError::invalid(field, "CERTIFICATE block is not DER"));
     }
@@ -51,7 +59,13 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_certificate() {
-        for bad in ["", "hello", &format!("{BEGIN}\n!!!\n{END}"), &format!("{BEGIN}\nMAMCAQA=\n"), &format!("{BEGIN}\nAAAA\n{END}")] {
+        for bad in [
+            "",
+            "hello",
+            &format!("{BEGIN}\n!!!\n{END}"),
+            &format!("{BEGIN}\nMAMCAQA=\n"),
+            &format!("{BEGIN}\nAAAA\n{END}"),
+        ] {
             assert!(first_cert_sha256(bad).is_err(), "{bad:?}");
         }
     }

@@ -5,7 +5,9 @@
 //! must match narrow grammars. Free text (file contents, the user's commands) may be
 //! anything except NUL, which no target format can carry.
 
-use super::{AgentInstall, FileSpec, KubernetesInstall, NtpSpec, RenderError, RenderInput, UserSpec};
+use super::{
+    AgentInstall, FileSpec, KubernetesInstall, NtpSpec, RenderError, RenderInput, UserSpec,
+};
 use siteboot_wire::RegistrationToken;
 
 /// Largest free-text value (a file's content or one command).
@@ -57,7 +59,10 @@ pub fn input(input: &RenderInput) -> Result<(), RenderError> {
     for (i, u) in input.users.iter().enumerate() {
         user(&format!("users[{i}]"), u)?;
         if !names.insert(u.name.as_str()) {
-            return Err(RenderError::invalid(format!("users[{i}].name"), "duplicate user"));
+            return Err(RenderError::invalid(
+                format!("users[{i}].name"),
+                "duplicate user",
+            ));
         }
     }
     if let Some(n) = &input.ntp {
@@ -72,7 +77,10 @@ pub fn text(field: &str, value: &str, max: usize) -> Result<(), RenderError> {
         return Err(RenderError::invalid(field, "must not contain NUL"));
     }
     if value.len() > max {
-        return Err(RenderError::invalid(field, format!("longer than {max} bytes")));
+        return Err(RenderError::invalid(
+            field,
+            format!("longer than {max} bytes"),
+        ));
     }
     Ok(())
 }
@@ -81,7 +89,10 @@ pub fn text(field: &str, value: &str, max: usize) -> Result<(), RenderError> {
 fn line(field: &str, value: &str) -> Result<(), RenderError> {
     text(field, value, MAX_SHORT_BYTES)?;
     if value.is_empty() || value.chars().any(char::is_control) {
-        return Err(RenderError::invalid(field, "must be one non-empty line without control characters"));
+        return Err(RenderError::invalid(
+            field,
+            "must be one non-empty line without control characters",
+        ));
     }
     Ok(())
 }
@@ -89,13 +100,18 @@ fn line(field: &str, value: &str) -> Result<(), RenderError> {
 /// RFC 1123 label, lower case: `[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?`.
 pub fn dns_label(field: &str, value: &str) -> Result<(), RenderError> {
     let ok = (1..=63).contains(&value.len())
-        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !value.starts_with('-')
         && !value.ends_with('-');
     if ok {
         Ok(())
     } else {
-        Err(RenderError::invalid(field, "must be a DNS label: 1-63 of a-z, 0-9 and '-', not starting or ending with '-'"))
+        Err(RenderError::invalid(
+            field,
+            "must be a DNS label: 1-63 of a-z, 0-9 and '-', not starting or ending with '-'",
+        ))
     }
 }
 
@@ -111,14 +127,35 @@ pub fn dns_name(field: &str, value: &str) -> Result<(), RenderError> {
 pub fn url(field: &str, value: &str, schemes: &[&str]) -> Result<(), RenderError> {
     line(field, value)?;
     if value.chars().any(|c| c.is_whitespace() || !c.is_ascii()) {
-        return Err(RenderError::invalid(field, "must not contain whitespace or non-ASCII characters"));
+        return Err(RenderError::invalid(
+            field,
+            "must not contain whitespace or non-ASCII characters",
+        ));
     }
-    let parsed = url::Url::parse(value).map_err(|e| RenderError::invalid(field, format!("not a URL: {e}")))?;
+    let parsed = url::Url::parse(value)
+        .map_err(|e| RenderError::invalid(field, format!("not a URL: {e}")))?;
+    // The url crate forgives `https:///host`; the text we embed must be canonical-looking.
+    let authority = value.split_once("://").map(|(_, rest)| rest);
+    if authority.is_none_or(|a| a.starts_with('/')) {
+        return Err(RenderError::invalid(
+            field,
+            "must be scheme://host[:port][/path]",
+        ));
+    }
     if !schemes.contains(&parsed.scheme()) {
-        return Err(RenderError::invalid(field, format!("scheme must be one of {}", schemes.join(", "))));
+        return Err(RenderError::invalid(
+            field,
+            format!("scheme must be one of {}", schemes.join(", ")),
+        ));
     }
-    if parsed.host_str().is_none_or(str::is_empty) || !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(RenderError::invalid(field, "must name a host and carry no credentials"));
+    if parsed.host_str().is_none_or(str::is_empty)
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+    {
+        return Err(RenderError::invalid(
+            field,
+            "must name a host and carry no credentials",
+        ));
     }
     Ok(())
 }
@@ -128,23 +165,37 @@ pub fn sha256(field: &str, value: &str) -> Result<(), RenderError> {
     if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(())
     } else {
-        Err(RenderError::invalid(field, "must be 64 hex digits (a SHA-256 digest)"))
+        Err(RenderError::invalid(
+            field,
+            "must be 64 hex digits (a SHA-256 digest)",
+        ))
     }
 }
 
 /// A version such as `v1.31.4+k3s1`.
 fn version(field: &str, value: &str) -> Result<(), RenderError> {
     let ok = (1..=64).contains(&value.len())
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b".+-_".contains(&b));
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".+-_".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(RenderError::invalid(field, "must be 1-64 of A-Z, a-z, 0-9, '.', '+', '-', '_'"))
+        Err(RenderError::invalid(
+            field,
+            "must be 1-64 of A-Z, a-z, 0-9, '.', '+', '-', '_'",
+        ))
     }
 }
 
 fn kubernetes(k: &KubernetesInstall) -> Result<(), RenderError> {
-    let KubernetesInstall::K3s { version: v, url: u, sha256: s, server_args } = k else {
+    let KubernetesInstall::K3s {
+        version: v,
+        url: u,
+        sha256: s,
+        server_args,
+    } = k
+    else {
         return Ok(());
     };
     version("kubernetes.version", v)?;
@@ -159,16 +210,23 @@ fn kubernetes(k: &KubernetesInstall) -> Result<(), RenderError> {
 /// Splits a k3s server argument `--flag` or `--flag=value` into (flag, value).
 pub fn k3s_flag<'a>(field: &str, arg: &'a str) -> Result<(&'a str, Option<&'a str>), RenderError> {
     line(field, arg)?;
-    let rest = arg.strip_prefix("--").ok_or_else(|| RenderError::invalid(field, "must start with '--'"))?;
+    let rest = arg
+        .strip_prefix("--")
+        .ok_or_else(|| RenderError::invalid(field, "must start with '--'"))?;
     let (flag, value) = match rest.split_once('=') {
         Some((f, v)) => (f, Some(v)),
         None => (rest, None),
     };
     let ok = !flag.is_empty()
-        && flag.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && flag
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !flag.starts_with('-');
     if !ok {
-        return Err(RenderError::invalid(field, "flag name must be lower-case letters, digits and '-'"));
+        return Err(RenderError::invalid(
+            field,
+            "flag name must be lower-case letters, digits and '-'",
+        ));
     }
     Ok((flag, value))
 }
@@ -177,9 +235,15 @@ fn file(field: &str, f: &FileSpec) -> Result<(), RenderError> {
     line(&format!("{field}.path"), &f.path)?;
     let normal = f.path.starts_with('/')
         && !f.path.ends_with('/')
-        && f.path.split('/').skip(1).all(|c| !c.is_empty() && c != "." && c != "..");
+        && f.path
+            .split('/')
+            .skip(1)
+            .all(|c| !c.is_empty() && c != "." && c != "..");
     if !normal {
-        return Err(RenderError::invalid(format!("{field}.path"), "must be a normalised absolute file path"));
+        return Err(RenderError::invalid(
+            format!("{field}.path"),
+            "must be a normalised absolute file path",
+        ));
     }
     text(&format!("{field}.content"), &f.content, MAX_TEXT_BYTES)?;
     if let Some(p) = &f.permissions {
@@ -197,7 +261,10 @@ pub fn permissions(field: &str, value: &str) -> Result<u32, RenderError> {
     if (3..=4).contains(&digits.len()) && digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
         u32::from_str_radix(digits, 8).map_err(|e| RenderError::invalid(field, e.to_string()))
     } else {
-        Err(RenderError::invalid(field, "must be an octal mode such as 0644"))
+        Err(RenderError::invalid(
+            field,
+            "must be an octal mode such as 0644",
+        ))
     }
 }
 
@@ -216,19 +283,27 @@ pub fn owner(field: &str, value: &str) -> Result<(), RenderError> {
 pub fn posix_name(field: &str, value: &str) -> Result<(), RenderError> {
     let mut bytes = value.bytes();
     let ok = (1..=32).contains(&value.len())
-        && bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
-        Err(RenderError::invalid(field, "must be a POSIX name: [a-z_][a-z0-9_-]{0,31}"))
+        Err(RenderError::invalid(
+            field,
+            "must be a POSIX name: [a-z_][a-z0-9_-]{0,31}",
+        ))
     }
 }
 
 fn user(field: &str, u: &UserSpec) -> Result<(), RenderError> {
     posix_name(&format!("{field}.name"), &u.name)?;
     if u.name == "root" {
-        return Err(RenderError::invalid(format!("{field}.name"), "root cannot be managed here"));
+        return Err(RenderError::invalid(
+            format!("{field}.name"),
+            "root cannot be managed here",
+        ));
     }
     for (i, k) in u.ssh_authorized_keys.iter().enumerate() {
         // One authorized_keys line each: a newline would smuggle in a second key.
@@ -242,16 +317,23 @@ fn user(field: &str, u: &UserSpec) -> Result<(), RenderError> {
 
 fn ntp(n: &NtpSpec) -> Result<(), RenderError> {
     if n.servers.is_empty() {
-        return Err(RenderError::invalid("ntp.servers", "must name at least one server"));
+        return Err(RenderError::invalid(
+            "ntp.servers",
+            "must name at least one server",
+        ));
     }
     let mut seen = std::collections::BTreeSet::new();
     for (i, s) in n.servers.iter().enumerate() {
         let field = format!("ntp.servers[{i}]");
         let ok = (1..=253).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b))
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b))
             && !s.starts_with('-');
         if !ok {
-            return Err(RenderError::invalid(field, "must be a host name or IP address"));
+            return Err(RenderError::invalid(
+                field,
+                "must be a host name or IP address",
+            ));
         }
         if !seen.insert(s.as_str()) {
             return Err(RenderError::invalid(field, "duplicate server"));

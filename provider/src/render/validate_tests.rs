@@ -7,7 +7,18 @@ fn dns_labels() {
     for ok in ["a", "store-0142", "0", &"a".repeat(63)] {
         assert!(dns_label("f", ok).is_ok(), "{ok:?}");
     }
-    for bad in ["", "-a", "a-", "A", "a.b", "a b", "a\n", "é", &"a".repeat(64), "a\0"] {
+    for bad in [
+        "",
+        "-a",
+        "a-",
+        "A",
+        "a.b",
+        "a b",
+        "a\n",
+        "é",
+        &"a".repeat(64),
+        "a\0",
+    ] {
         assert!(dns_label("f", bad).is_err(), "{bad:?}");
     }
 }
@@ -15,7 +26,14 @@ fn dns_labels() {
 #[test]
 fn dns_names() {
     assert!(dns_name("f", "node-1.store-0142.example").is_ok());
-    for bad in ["", "a..b", ".a", "a.", "a_b", &format!("{}.a", "a".repeat(253))] {
+    for bad in [
+        "",
+        "a..b",
+        ".a",
+        "a.",
+        "a_b",
+        &format!("{}.a", "a".repeat(253)),
+    ] {
         assert!(dns_name("f", bad).is_err(), "{bad:?}");
     }
 }
@@ -51,18 +69,45 @@ fn urls() {
 fn digests() {
     assert!(sha256("f", &"a1".repeat(32)).is_ok());
     assert!(sha256("f", &"A1".repeat(32)).is_ok());
-    for bad in ["", &"a".repeat(63), &"a".repeat(65), &"g".repeat(64), &format!("{} ", "a".repeat(63))] {
+    for bad in [
+        "",
+        &"a".repeat(63),
+        &"a".repeat(65),
+        &"g".repeat(64),
+        &format!("{} ", "a".repeat(63)),
+    ] {
         assert!(sha256("f", bad).is_err(), "{bad:?}");
     }
 }
 
 #[test]
 fn k3s_flags() {
-    assert_eq!(k3s_flag("f", "--disable=traefik").unwrap(), ("disable", Some("traefik")));
-    assert_eq!(k3s_flag("f", "--write-kubeconfig-mode=0644").unwrap(), ("write-kubeconfig-mode", Some("0644")));
-    assert_eq!(k3s_flag("f", "--cluster-init").unwrap(), ("cluster-init", None));
-    assert_eq!(k3s_flag("f", "--node-label=a=b c").unwrap(), ("node-label", Some("a=b c")));
-    for bad in ["disable", "-d", "--", "---x", "--Disable", "--a b", "--x=\n", "--x\0"] {
+    assert_eq!(
+        k3s_flag("f", "--disable=traefik").unwrap(),
+        ("disable", Some("traefik"))
+    );
+    assert_eq!(
+        k3s_flag("f", "--write-kubeconfig-mode=0644").unwrap(),
+        ("write-kubeconfig-mode", Some("0644"))
+    );
+    assert_eq!(
+        k3s_flag("f", "--cluster-init").unwrap(),
+        ("cluster-init", None)
+    );
+    assert_eq!(
+        k3s_flag("f", "--node-label=a=b c").unwrap(),
+        ("node-label", Some("a=b c"))
+    );
+    for bad in [
+        "disable",
+        "-d",
+        "--",
+        "---x",
+        "--Disable",
+        "--a b",
+        "--x=\n",
+        "--x\0",
+    ] {
         assert!(k3s_flag("f", bad).is_err(), "{bad:?}");
     }
 }
