@@ -1,0 +1,227 @@
+//! Check-ins: the heartbeat coalescer and [`Registry::checkin`] / [`Registry::flush_heartbeats`].
+//!
+//! A check-in whose state, revisions and error equal what the store holds is a
+//! heartbeat: it is kept in memory and written at most once per device per interval
+//! (5 min by default), by the next check-in after the interval or by
+//! `flush_heartbeats` (a timer and shutdown). Anything else is written through at once.
+//! A crash therefore loses at most one interval of last-seen times and health counts,
+//! never a state change.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use siteboot_wire::api::{CheckinRequest, CheckinResponse};
+
+use super::decide::should_write;
+use super::{active, Registry, RegistryError};
+use crate::store::{CheckinWrite, DeviceRecord, HeartbeatWrite};
+
+/// In-memory coalescing state per device.
+#[derive(Debug)]
+pub struct Coalescer {
+    interval: TimeDelta,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Entry {
+    /// Last time anything was written for this device (write-through or flush).
+    last_written: Option<DateTime<Utc>>,
+    /// The latest heartbeat not yet written.
+    unwritten: Option<HeartbeatWrite>,
+}
+
+impl Coalescer {
+    /// A coalescer writing unchanged heartbeats at most once per `interval`.
+    pub fn new(interval: TimeDelta) -> Self {
+        Self {
+            interval,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        // Entries are plain values updated in one step; a poisoned lock holds no
+        // half-written entry.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether this check-in must be written now (pure decision over remembered state).
+    pub fn must_write(
+        &self,
+        device_id: &str,
+        stored_last_seen: Option<DateTime<Utc>>,
+        changed: bool,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let last = self
+            .lock()
+            .get(device_id)
+            .and_then(|e| e.last_written)
+            .or(stored_last_seen);
+        should_write(now, last, changed, self.interval)
+    }
+
+    /// Records a write-through: nothing is pending for the device any more.
+    pub fn written(&self, device_id: &str, now: DateTime<Utc>) {
+        let mut m = self.lock();
+        let e = m.entry(device_id.to_string()).or_default();
+        e.last_written = Some(now);
+        e.unwritten = None;
+    }
+
+    /// Keeps a heartbeat in memory (the latest one wins).
+    pub fn hold(&self, beat: HeartbeatWrite) {
+        let mut m = self.lock();
+        let e = m.entry(beat.device_id.clone()).or_default();
+        if e.unwritten
+            .as_ref()
+            .is_none_or(|u| u.last_seen <= beat.last_seen)
+        {
+            e.unwritten = Some(beat);
+        }
+    }
+
+    /// Latest last-seen held in memory for a device.
+    pub fn last_seen(&self, device_id: &str) -> Option<DateTime<Utc>> {
+        self.lock()
+            .get(device_id)
+            .and_then(|e| e.unwritten.as_ref().map(|u| u.last_seen))
+    }
+
+    /// Number of devices with an unwritten heartbeat.
+    pub fn unwritten(&self) -> usize {
+        self.lock()
+            .values()
+            .filter(|e| e.unwritten.is_some())
+            .count()
+    }
+
+    /// Takes every unwritten heartbeat, marking the devices written at `now`.
+    fn take(&self, now: DateTime<Utc>) -> Vec<HeartbeatWrite> {
+        let mut m = self.lock();
+        m.values_mut()
+            .filter_map(|e| {
+                let b = e.unwritten.take()?;
+                e.last_written = Some(now);
+                Some(b)
+            })
+            .collect()
+    }
+
+    /// Puts heartbeats back after a failed flush (unless newer ones arrived meanwhile).
+    fn restore(&self, beats: Vec<HeartbeatWrite>) {
+        for b in beats {
+            self.hold(b);
+        }
+    }
+
+    /// Forgets a device (revoked).
+    pub fn forget(&self, device_id: &str) {
+        self.lock().remove(device_id);
+    }
+}
+
+/// True when the report differs from what the store holds (or reports offline periods).
+fn changed(stored: &DeviceRecord, req: &CheckinRequest) -> bool {
+    stored.agent_state != Some(req.state)
+        || stored.applied_revision != req.applied_revision
+        || stored.attempted_revision != req.attempted_revision
+        || stored.last_error != req.error
+}
+
+impl Registry {
+    /// A check-in from an mTLS-authenticated device. Refuses revoked devices and
+    /// certificates naming another site; answers the current assignment (with Git
+    /// credential material) and the next check-in delay.
+    pub async fn checkin(
+        &self,
+        site_id: &str,
+        device_id: &str,
+        req: &CheckinRequest,
+        now: DateTime<Utc>,
+    ) -> Result<CheckinResponse, RegistryError> {
+        let device = self.authorized(site_id, device_id).await?;
+        let state_changed = changed(&device, req);
+        let write = state_changed || !req.offline_periods.is_empty();
+        if self
+            .inner
+            .heartbeats
+            .must_write(device_id, device.last_seen, write, now)
+        {
+            let w = CheckinWrite {
+                device_id: device_id.to_string(),
+                now,
+                applied_revision: req.applied_revision.clone(),
+                attempted_revision: req.attempted_revision.clone(),
+                state: req.state,
+                error: req.error.clone(),
+                health: req.health,
+                offline_periods: req.offline_periods.clone(),
+                state_changed,
+            };
+            if !self.inner.store.write_checkin(&w).await? {
+                // Revoked between the read and the write.
+                return Err(RegistryError::DeviceRevoked {
+                    device_id: device_id.to_string(),
+                });
+            }
+            self.inner.heartbeats.written(device_id, now);
+            if state_changed {
+                tracing::info!(site_id, device_id, state = ?req.state, applied = ?req.applied_revision, attempted = ?req.attempted_revision, "device state changed");
+            }
+        } else {
+            self.inner.heartbeats.hold(HeartbeatWrite {
+                device_id: device_id.to_string(),
+                last_seen: now,
+                health: req.health,
+            });
+        }
+        Ok(CheckinResponse {
+            assignment: self.assignment(site_id).await?,
+            next_checkin_seconds: self.inner.cfg.checkin_interval_seconds,
+        })
+    }
+
+    /// Writes every heartbeat held in memory (call on a timer and at shutdown). On a
+    /// store failure the heartbeats stay held for the next flush.
+    pub async fn flush_heartbeats(&self, now: DateTime<Utc>) -> Result<usize, RegistryError> {
+        let beats = self.inner.heartbeats.take(now);
+        if beats.is_empty() {
+            return Ok(0);
+        }
+        match self.inner.store.write_heartbeats(&beats).await {
+            Ok(()) => Ok(beats.len()),
+            Err(e) => {
+                self.inner.heartbeats.restore(beats);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The active device `device_id` of `site_id`, or why it may not act.
+    pub(super) async fn authorized(
+        &self,
+        site_id: &str,
+        device_id: &str,
+    ) -> Result<DeviceRecord, RegistryError> {
+        let Some(device) = self.inner.store.device(device_id).await? else {
+            return Err(RegistryError::Forbidden(format!(
+                "device {device_id} is not registered here"
+            )));
+        };
+        if !active(&device) {
+            return Err(RegistryError::DeviceRevoked {
+                device_id: device_id.to_string(),
+            });
+        }
+        if device.site_id != site_id {
+            return Err(RegistryError::Forbidden(format!(
+                "device {device_id} serves site {}, not {site_id}",
+                device.site_id
+            )));
+        }
+        Ok(device)
+    }
+}

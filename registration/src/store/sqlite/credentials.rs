@@ -1,0 +1,145 @@
+//! Tokens and claim codes: insert, read, extend, revoke, failed-attempt counting.
+//! Consuming them happens in [`super::devices::bind`], inside the binding transaction.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::rows::{self, claim_row, ms, token_row, CLAIM_COLS, TOKEN_COLS};
+use super::Fail;
+use crate::store::{ClaimRecord, TokenRecord};
+
+pub(super) fn insert_token(c: &mut Connection, t: &TokenRecord) -> Result<(), Fail> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let machine_key = t.machine.as_ref().map(rows::machine_key);
+    if let Some(key) = &machine_key {
+        // One live token per Machine: a re-mint supersedes the unused ones.
+        tx.execute(
+            "UPDATE tokens SET revoked_at = ?1 WHERE machine_key = ?2 AND redeemed_at IS NULL AND revoked_at IS NULL",
+            params![ms(t.created_at), key],
+        )?;
+    }
+    let machine_json = t.machine.as_ref().map(rows::to_json).transpose()?;
+    tx.execute(
+        "INSERT INTO tokens (id, secret_hash, site_id, machine_json, machine_key, created_at, expires_at, redeemed_at, revoked_at, device_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            t.id,
+            t.secret_hash,
+            t.site_id,
+            machine_json,
+            machine_key,
+            ms(t.created_at),
+            ms(t.expires_at),
+            t.redeemed_at.map(ms),
+            t.revoked_at.map(ms),
+            t.device_id
+        ],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn token(c: &mut Connection, id: &str) -> Result<Option<TokenRecord>, Fail> {
+    Ok(c.query_row(
+        &format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1"),
+        [id],
+        token_row,
+    )
+    .optional()?)
+}
+
+pub(super) fn extend_token(
+    c: &mut Connection,
+    id: &str,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<TokenRecord>, Fail> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let n = tx.execute(
+        "UPDATE tokens SET expires_at = ?1
+         WHERE id = ?2 AND redeemed_at IS NULL AND revoked_at IS NULL AND expires_at > ?3",
+        params![ms(expires_at), id, ms(now)],
+    )?;
+    let out = if n == 1 {
+        tx.query_row(
+            &format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1"),
+            [id],
+            token_row,
+        )
+        .optional()?
+    } else {
+        None
+    };
+    tx.commit()?;
+    Ok(out)
+}
+
+pub(super) fn revoke_token(
+    c: &mut Connection,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<TokenRecord>, Fail> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute(
+        "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND redeemed_at IS NULL AND revoked_at IS NULL",
+        params![ms(now), id],
+    )?;
+    let out = tx
+        .query_row(
+            &format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1"),
+            [id],
+            token_row,
+        )
+        .optional()?;
+    tx.commit()?;
+    Ok(out)
+}
+
+pub(super) fn insert_claim(c: &mut Connection, cl: &ClaimRecord) -> Result<(), Fail> {
+    c.execute(
+        "INSERT INTO claims (id, secret_hash, site_id, created_at, expires_at, redeemed_at, revoked_at, device_id, failed_attempts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            cl.id,
+            cl.secret_hash,
+            cl.site_id,
+            ms(cl.created_at),
+            ms(cl.expires_at),
+            cl.redeemed_at.map(ms),
+            cl.revoked_at.map(ms),
+            cl.device_id,
+            cl.failed_attempts
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn claim(c: &mut Connection, id: &str) -> Result<Option<ClaimRecord>, Fail> {
+    Ok(c.query_row(
+        &format!("SELECT {CLAIM_COLS} FROM claims WHERE id = ?1"),
+        [id],
+        claim_row,
+    )
+    .optional()?)
+}
+
+pub(super) fn record_claim_failure(
+    c: &mut Connection,
+    id: &str,
+    _now: DateTime<Utc>,
+) -> Result<u32, Fail> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute(
+        "UPDATE claims SET failed_attempts = failed_attempts + 1 WHERE id = ?1 AND redeemed_at IS NULL",
+        [id],
+    )?;
+    let n: Option<u32> = tx
+        .query_row(
+            "SELECT failed_attempts FROM claims WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    tx.commit()?;
+    Ok(n.unwrap_or(0))
+}
