@@ -1,0 +1,141 @@
+//! Moving to a new revision: window check, render, record, apply, prune; on failure the
+//! cluster is converged back to the last good revision and the attempt is reported failed.
+
+use chrono::Utc;
+use siteboot_wire::api::AgentState;
+use siteboot_wire::labels::MAINTENANCE_WINDOW;
+use tokio::time::Instant;
+
+use super::{render_key, Agent, LastGood};
+use crate::apply::{plan, ApplyError};
+use crate::checkout::{load_layers, CheckoutError};
+use crate::render::{render, ObjectRef, RenderError};
+use crate::source::Fetched;
+use crate::status::clip_error;
+use crate::store::{StoreError, INVENTORY, LAST_GOOD};
+use crate::window::Window;
+
+/// Why a revision could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptError {
+    /// Reading the checkout.
+    #[error(transparent)]
+    Checkout(#[from] CheckoutError),
+    /// Rendering.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// Applying or pruning.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// Recording state.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Agent {
+    /// Applies the fetched revision if it is new, allowed and not a recent failure.
+    pub(crate) async fn consider_new_revision(&mut self) -> Result<(), StoreError> {
+        let Some(fetched) = self.fetched.clone() else {
+            return Ok(());
+        };
+        let key = render_key(&fetched.revision, &self.assignment);
+        if self
+            .last_good
+            .as_ref()
+            .is_some_and(|lg| lg.render_key == key)
+        {
+            self.status.waiting_for_window = None;
+            return Ok(());
+        }
+        if self.status.revoked {
+            return Ok(());
+        }
+        if let Some((k, at)) = &self.failed {
+            if *k == key && at.elapsed() < self.settings.resync_interval {
+                return Ok(());
+            }
+        }
+        if self.last_good.is_some() {
+            let label = self
+                .assignment
+                .labels
+                .get(MAINTENANCE_WINDOW)
+                .map(String::as_str);
+            let open = match Window::parse(label) {
+                Ok(w) => w.is_open(jiff::Timestamp::now()),
+                Err(e) => {
+                    // A broken label must not open the gate: report it and wait.
+                    self.status.error = Some(e.to_string());
+                    false
+                }
+            };
+            if !open {
+                if self.status.waiting_for_window.as_deref() != Some(fetched.revision.as_str()) {
+                    tracing::info!(revision = %fetched.revision, "new revision waits for the maintenance window");
+                    self.status.waiting_for_window = Some(fetched.revision.clone());
+                }
+                return Ok(());
+            }
+        }
+        self.status.waiting_for_window = None;
+        self.attempt(&fetched, key).await
+    }
+
+    async fn attempt(&mut self, fetched: &Fetched, key: String) -> Result<(), StoreError> {
+        tracing::info!(revision = %fetched.revision, "applying revision");
+        self.status.state = AgentState::Applying;
+        self.status.attempted_revision = Some(fetched.revision.clone());
+        self.status.error = None;
+        self.save_status()?;
+        match self.try_apply(fetched).await {
+            Ok(lg) => {
+                let lg = LastGood {
+                    render_key: key,
+                    ..lg
+                };
+                self.dir.write_json(LAST_GOOD, &lg)?;
+                self.status.applied_revision = Some(lg.revision.clone());
+                self.last_good = Some(lg);
+                self.failed = None;
+                self.refresh_state();
+                tracing::info!(revision = %fetched.revision, health = ?self.status.health, "revision applied");
+            }
+            Err(e) => {
+                tracing::error!(revision = %fetched.revision, error = %e, "revision failed; staying on the last good revision");
+                self.status.error = Some(clip_error(&e.to_string()));
+                self.failed = Some((key, Instant::now()));
+                let touched_cluster = matches!(e, AttemptError::Apply(_));
+                if touched_cluster {
+                    if let Some(lg) = self.last_good.clone() {
+                        if let Err(re) = self.converge(&lg).await {
+                            tracing::warn!(error = %re, "could not roll back to the last good revision yet; the next resync retries");
+                        }
+                    }
+                }
+                self.refresh_state();
+            }
+        }
+        self.save_status()
+    }
+
+    async fn try_apply(&mut self, fetched: &Fetched) -> Result<LastGood, AttemptError> {
+        let layers = load_layers(&fetched.root, &self.assignment.paths)?;
+        let rendered = render(&layers, &self.assignment.labels)?;
+        let refs: Vec<ObjectRef> = rendered.refs();
+        // Record before touching the cluster: a crash from here on can still prune.
+        let recorded = plan::union(&self.inventory.refs, &refs);
+        if recorded != self.inventory.refs {
+            self.inventory.refs = recorded;
+            self.dir.write_json(INVENTORY, &self.inventory)?;
+        }
+        let applied = self.applier.apply_all(&rendered.objects).await?;
+        self.status.health = applied.health;
+        self.prune_to(&refs).await?;
+        Ok(LastGood {
+            revision: fetched.revision.clone(),
+            render_key: String::new(),
+            objects: rendered.objects,
+            applied_at: Utc::now(),
+        })
+    }
+}

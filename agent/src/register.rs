@@ -1,0 +1,294 @@
+//! Registration as a resumable state machine persisted in the data directory:
+//!
+//! 1. `registered.json` exists: done (a leftover token file is deleted).
+//! 2. `pending.json` exists: an operator must approve; poll with the poll secret. The
+//!    credential is never presented again.
+//! 3. Otherwise: load or create `key.pem`, read the one credential, send
+//!    `POST /v1/register` with backoff (full jitter, `Retry-After` honoured). A 202 is
+//!    persisted as `pending.json` before anything else happens.
+//!
+//! On success the CA bundle, the assignment, `identity.pem` (certificate + key) and last
+//! the `registered.json` marker are written atomically; then `key.pem`, `pending.json`
+//! and the one-time token file are removed.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use backon::Retryable;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use siteboot_wire::api::{Credential, PollResponse, RegisterRequest, Registered};
+use siteboot_wire::{ClaimCode, DeviceFacts, RegistrationToken, SecretString};
+
+use crate::backoff::{jittered, unit, with_retry_after, FullJitter};
+use crate::client::{CallError, RegisterAnswer, ServiceClient};
+use crate::config::{CredentialSource, Settings};
+use crate::identity::{csr_pem, identity_pem, load_or_create_key, IdentityError};
+use crate::store::{
+    remove_durably, DataDir, StoreError, ASSIGNMENT, CA, IDENTITY, KEY, PENDING, REGISTERED,
+};
+
+/// Longest `Retry-After` honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// The registered marker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegistrationRecord {
+    /// Device id.
+    pub device_id: String,
+    /// Site id.
+    pub site_id: String,
+    /// When registration completed.
+    pub registered_at: DateTime<Utc>,
+    /// Check-in interval the service asked for.
+    pub checkin_interval_seconds: u64,
+}
+
+/// `pending.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PendingState {
+    pending_id: String,
+    poll_secret: SecretString,
+    poll_after_seconds: u64,
+}
+
+/// Why registration stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// No credential is configured and there is no console to ask on.
+    #[error("no registration credential: set tokenFile, enrollment, claimCodeFile or claimCode (or run on a console to type a claim code)")]
+    NoCredential,
+    /// The credential file is unreadable or malformed.
+    #[error("{field}: {reason}")]
+    Credential {
+        /// camelCase config field.
+        field: &'static str,
+        /// What is wrong (never the secret).
+        reason: String,
+    },
+    /// The service refused the registration for good.
+    #[error("registration refused: {0}")]
+    Refused(CallError),
+    /// An operator rejected the pending device.
+    #[error("registration rejected by an operator: {0}")]
+    Rejected(String),
+    /// The service assigned another site than `siteId` expects.
+    #[error("siteId: the service assigned site {got:?} but the config expects {want:?}")]
+    SiteMismatch {
+        /// Expected.
+        want: String,
+        /// Assigned.
+        got: String,
+    },
+    /// Key or CSR failure.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// Data directory failure.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Registers (or resumes) until registered; returns the record.
+pub async fn ensure_registered(
+    dir: &DataDir,
+    settings: &Settings,
+    client: &ServiceClient,
+    facts: &DeviceFacts,
+) -> Result<RegistrationRecord, RegisterError> {
+    if let Some(record) = dir.read_json::<RegistrationRecord>(REGISTERED)? {
+        cleanup(dir, settings)?;
+        return Ok(record);
+    }
+    let key = load_or_create_key(dir)?;
+    let registered = match dir.read_json::<PendingState>(PENDING)? {
+        Some(pending) => {
+            tracing::info!(pending_id = %pending.pending_id, "resuming a pending registration");
+            poll_until_decided(dir, client, &pending).await?
+        }
+        None => {
+            let credential = read_credential(settings)?;
+            tracing::info!(credential = credential.kind(), serial = %facts.serial, "registering");
+            let req = RegisterRequest {
+                credential,
+                csr: csr_pem(&key, &facts.serial)?,
+                facts: facts.clone(),
+            };
+            match with_backoff("register", || client.register(&req)).await? {
+                RegisterAnswer::Registered(r) => *r,
+                RegisterAnswer::Pending(p) => {
+                    let pending = PendingState {
+                        pending_id: p.pending_id,
+                        poll_secret: p.poll_secret,
+                        poll_after_seconds: p.poll_after_seconds,
+                    };
+                    dir.write_json(PENDING, &pending)?;
+                    tracing::info!(pending_id = %pending.pending_id, "registration pending operator approval");
+                    poll_until_decided(dir, client, &pending).await?
+                }
+            }
+        }
+    };
+    if let Some(want) = &settings.site_id {
+        if *want != registered.site_id {
+            return Err(RegisterError::SiteMismatch {
+                want: want.clone(),
+                got: registered.site_id,
+            });
+        }
+    }
+    dir.write_atomic(CA, registered.ca_bundle.as_bytes(), 0o644)?;
+    dir.write_json(ASSIGNMENT, &registered.assignment)?;
+    dir.write_atomic(
+        IDENTITY,
+        identity_pem(&registered.certificate, &key).as_bytes(),
+        0o600,
+    )?;
+    let record = RegistrationRecord {
+        device_id: registered.device_id,
+        site_id: registered.site_id,
+        registered_at: Utc::now(),
+        checkin_interval_seconds: registered.checkin_interval_seconds,
+    };
+    dir.write_json(REGISTERED, &record)?;
+    cleanup(dir, settings)?;
+    tracing::info!(site = %record.site_id, device = %record.device_id, "registered");
+    Ok(record)
+}
+
+/// Removes what registration no longer needs: the key copy, the pending state and the
+/// one-time token file (idempotent, also run on every start).
+fn cleanup(dir: &DataDir, settings: &Settings) -> Result<(), StoreError> {
+    dir.remove(KEY)?;
+    dir.remove(PENDING)?;
+    if let Some(CredentialSource::TokenFile(path)) = &settings.credential {
+        if path.exists() {
+            remove_durably(path)?;
+            tracing::info!(path = %path.display(), "deleted the one-time registration token file");
+        }
+    }
+    Ok(())
+}
+
+async fn poll_until_decided(
+    dir: &DataDir,
+    client: &ServiceClient,
+    pending: &PendingState,
+) -> Result<Registered, RegisterError> {
+    let mut wait = Duration::from_secs(pending.poll_after_seconds.clamp(1, 3600));
+    loop {
+        tokio::time::sleep(jittered(wait, unit())).await;
+        let answer = with_backoff("poll pending registration", || {
+            client.poll(&pending.pending_id, &pending.poll_secret)
+        })
+        .await;
+        match answer {
+            Ok(PollResponse::Pending { poll_after_seconds }) => {
+                wait = Duration::from_secs(poll_after_seconds.clamp(1, 3600));
+            }
+            Ok(PollResponse::Approved(r)) => return Ok(r),
+            Ok(PollResponse::Rejected { reason }) => {
+                dir.remove(PENDING)?;
+                return Err(RegisterError::Rejected(reason));
+            }
+            Err(RegisterError::Refused(e)) => {
+                // The pending record is gone (expired, rejected): start over next time.
+                dir.remove(PENDING)?;
+                return Err(RegisterError::Refused(e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Retries `op` while its error is retryable: full-jitter backoff, `Retry-After` as a floor.
+async fn with_backoff<T, F, Fut>(what: &'static str, op: F) -> Result<T, RegisterError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CallError>>,
+{
+    op.retry(FullJitter::default())
+        .sleep(tokio::time::sleep)
+        .when(CallError::retryable)
+        .adjust(|e: &CallError, d: Option<Duration>| d.map(|d| with_retry_after(d, e.retry_after(), MAX_RETRY_AFTER)))
+        .notify(|e: &CallError, d: Duration| {
+            tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "{what} failed; retrying");
+        })
+        .await
+        .map_err(RegisterError::Refused)
+}
+
+/// Reads the configured credential, or prompts for a claim code on a console.
+pub fn read_credential(settings: &Settings) -> Result<Credential, RegisterError> {
+    let read = |field: &'static str, path: &std::path::Path| {
+        std::fs::read_to_string(path)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| RegisterError::Credential {
+                field,
+                reason: format!("cannot read {}: {e}", path.display()),
+            })
+    };
+    match &settings.credential {
+        Some(CredentialSource::TokenFile(path)) => {
+            let text = read("tokenFile", path)?;
+            RegistrationToken::parse(&text).map_err(|e| RegisterError::Credential {
+                field: "tokenFile",
+                reason: e.to_string(),
+            })?;
+            Ok(Credential::Token {
+                token: SecretString::new(text),
+            })
+        }
+        Some(CredentialSource::Enrollment { batch, secret_file }) => {
+            let secret = read("enrollment.secretFile", secret_file)?;
+            if secret.is_empty() {
+                return Err(RegisterError::Credential {
+                    field: "enrollment.secretFile",
+                    reason: format!("{} is empty", secret_file.display()),
+                });
+            }
+            Ok(Credential::Enrollment {
+                batch: batch.clone(),
+                secret: SecretString::new(secret),
+            })
+        }
+        Some(CredentialSource::ClaimCodeFile(path)) => {
+            claim(&read("claimCodeFile", path)?, "claimCodeFile")
+        }
+        Some(CredentialSource::ClaimCode(code)) => claim(code.expose(), "claimCode"),
+        None => prompt_claim_code(),
+    }
+}
+
+fn claim(text: &str, field: &'static str) -> Result<Credential, RegisterError> {
+    ClaimCode::parse(text).map_err(|_| RegisterError::Credential {
+        field,
+        reason: "not a valid claim code XXXX-XXXX-C (check for a typo)".into(),
+    })?;
+    Ok(Credential::Claim {
+        code: SecretString::new(text.trim()),
+    })
+}
+
+/// Asks a field tech for the claim code when stdin is a terminal (three tries).
+fn prompt_claim_code() -> Result<Credential, RegisterError> {
+    use std::io::{BufRead, Write};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(RegisterError::NoCredential);
+    }
+    for _ in 0..3 {
+        eprint!("siteboot: enter the claim code (XXXX-XXXX-C): ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        match claim(&line, "claimCode") {
+            Ok(c) => return Ok(c),
+            Err(_) => eprintln!("siteboot: that is not a valid claim code (check for a typo)"),
+        }
+    }
+    Err(RegisterError::NoCredential)
+}
