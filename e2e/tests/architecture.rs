@@ -146,9 +146,16 @@ fn synthetic(edges: &[(&str, &str, Option<&str>)]) -> Value {
     json!({"packages": packages, "resolve": {"nodes": nodes}})
 }
 
+/// (case name, dependency edges, expected violations)
+type RuleCase<'a> = (
+    &'a str,
+    &'a [(&'a str, &'a str, Option<&'a str>)],
+    &'a [&'a str],
+);
+
 #[test]
 fn checker_reports_each_broken_rule() {
-    let cases: &[(&str, &[(&str, &str, Option<&str>)], &[&str])] = &[
+    let cases: &[RuleCase] = &[
         (
             "clean",
             &[

@@ -385,7 +385,8 @@ mod tests {
         };
         let good_basic = format!("Basic {}", b64("fleet:s3cret-pw"));
         let bad_basic = format!("Basic {}", b64("fleet:wrong"));
-        let cases: Vec<(&HttpAuth, Option<&str>, Result<Option<&str>, &str>)> = vec![
+        type Want<'a> = Result<Option<&'a str>, &'a str>;
+        let cases: Vec<(&HttpAuth, Option<&str>, Want)> = vec![
             (&HttpAuth::None, None, Ok(None)),
             (&HttpAuth::None, Some("Basic x"), Ok(None)),
             (&basic, Some(&good_basic), Ok(Some("fleet"))),

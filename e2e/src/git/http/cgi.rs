@@ -252,9 +252,12 @@ async fn run_cgi(
 mod tests {
     use super::*;
 
+    /// (CGI header block, expected status, expected headers)
+    type HeadCase<'a> = (&'a str, u16, &'a [(&'a str, &'a str)]);
+
     #[test]
     fn cgi_head_table() {
-        let cases: &[(&str, u16, &[(&str, &str)])] = &[
+        let cases: &[HeadCase] = &[
             ("", 200, &[]),
             (
                 "Content-Type: application/x-git-upload-pack-advertisement\r\nCache-Control: no-cache\r\n",
