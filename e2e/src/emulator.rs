@@ -18,6 +18,7 @@
 //! # let _ = (client, kubeconfig); Ok(()) }
 //! ```
 
+mod crd;
 mod discovery;
 mod fields;
 mod gc;
@@ -80,7 +81,10 @@ pub struct EmulatorBuilder {
 
 impl Default for EmulatorBuilder {
     fn default() -> Self {
-        EmulatorBuilder { history_limit: 10_000, bookmark_interval: Duration::from_secs(5) }
+        EmulatorBuilder {
+            history_limit: 10_000,
+            bookmark_interval: Duration::from_secs(5),
+        }
     }
 }
 
@@ -103,16 +107,26 @@ impl EmulatorBuilder {
 
     /// Binds `127.0.0.1:0`, seeds the initial namespaces, writes the kubeconfig and serves.
     pub async fn start(self) -> Result<EmulatorHandle, EmulatorError> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(EmulatorError::Bind)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(EmulatorError::Bind)?;
         let addr = listener.local_addr().map_err(EmulatorError::Bind)?;
         let url = format!("http://{addr}");
-        let dir = tempfile::Builder::new().prefix("siteboot-emulator-").tempdir().map_err(EmulatorError::WriteKubeconfig)?;
+        let dir = tempfile::Builder::new()
+            .prefix("siteboot-emulator-")
+            .tempdir()
+            .map_err(EmulatorError::WriteKubeconfig)?;
         let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(&kubeconfig, kubeconfig::render(&url)).map_err(EmulatorError::WriteKubeconfig)?;
+        std::fs::write(&kubeconfig, kubeconfig::render(&url))
+            .map_err(EmulatorError::WriteKubeconfig)?;
         let store = Arc::new(Mutex::new(store::Store::new(self.history_limit)));
         seed(&store)?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
-        let shared = Arc::new(server::Shared { store: store.clone(), shutdown: shutdown_rx.clone(), bookmark_interval: self.bookmark_interval });
+        let shared = Arc::new(server::Shared {
+            store: store.clone(),
+            shutdown: shutdown_rx.clone(),
+            bookmark_interval: self.bookmark_interval,
+        });
         let app = server::router(shared);
         let mut stop = shutdown_rx;
         let task = tokio::spawn(async move {
@@ -124,18 +138,41 @@ impl EmulatorBuilder {
             }
         });
         tracing::info!(%url, "kubernetes api emulator listening");
-        Ok(EmulatorHandle { addr, url, _dir: dir, kubeconfig, store, shutdown: shutdown_tx, task: Some(task) })
+        Ok(EmulatorHandle {
+            addr,
+            url,
+            _dir: dir,
+            kubeconfig,
+            store,
+            shutdown: shutdown_tx,
+            task: Some(task),
+        })
     }
 }
 
 fn seed(store: &Arc<Mutex<store::Store>>) -> Result<(), EmulatorError> {
     let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
-    let def = s.registry.find("", "v1", "namespaces").cloned().ok_or_else(|| EmulatorError::Seed("no namespace type".into()))?;
-    let opts = ops::WriteOpts { manager: "emulator".into(), manager_given: true, ..Default::default() };
+    let def = s
+        .registry
+        .find("", "v1", "namespaces")
+        .cloned()
+        .ok_or_else(|| EmulatorError::Seed("no namespace type".into()))?;
+    let opts = ops::WriteOpts {
+        manager: "emulator".into(),
+        manager_given: true,
+        ..Default::default()
+    };
     for ns in INITIAL_NAMESPACES {
-        let t = ops::Target { def: def.clone(), version: "v1".into(), namespace: String::new(), name: String::new(), status: false };
+        let t = ops::Target {
+            def: def.clone(),
+            version: "v1".into(),
+            namespace: String::new(),
+            name: String::new(),
+            status: false,
+        };
         let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-        ops::create(&mut s, &t, body, &opts, chrono::Utc::now()).map_err(|e| EmulatorError::Seed(e.to_string()))?;
+        ops::create(&mut s, &t, body, &opts, chrono::Utc::now())
+            .map_err(|e| EmulatorError::Seed(e.to_string()))?;
     }
     Ok(())
 }
@@ -174,10 +211,12 @@ impl EmulatorHandle {
 
     /// A `kube::Client` built from the kubeconfig exactly as a binary would build it.
     pub async fn client(&self) -> Result<kube::Client, EmulatorError> {
-        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).map_err(|e| EmulatorError::Client(e.to_string()))?;
-        let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig)
             .map_err(|e| EmulatorError::Client(e.to_string()))?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| EmulatorError::Client(e.to_string()))?;
         kube::Client::try_from(config).map_err(|e| EmulatorError::Client(e.to_string()))
     }
 
@@ -189,7 +228,10 @@ impl EmulatorHandle {
     /// Drops the retained event history, as an etcd compaction would: every watch from an
     /// older `resourceVersion` now gets 410 Gone.
     pub fn compact_history(&self) {
-        self.store.lock().unwrap_or_else(|e| e.into_inner()).compact();
+        self.store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .compact();
     }
 
     /// Stops serving: open watches end, the listener closes.
@@ -197,7 +239,10 @@ impl EmulatorHandle {
         let _ = self.shutdown.send(true);
         if let Some(task) = self.task.take() {
             let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(10), task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .is_err()
+            {
                 tracing::warn!("emulator server did not stop within 10 s; aborting it");
                 abort.abort();
             }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use futures::StreamExt;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::{reflector, watcher, WatchStreamExt};
@@ -23,7 +23,13 @@ const DEADLINE: Duration = Duration::from_secs(30);
 const MANAGER: &str = "smoke-controller";
 
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, JsonSchema)]
-#[kube(group = "smoke.siteboot.dev", version = "v1", kind = "Gadget", namespaced, status = "GadgetStatus")]
+#[kube(
+    group = "smoke.siteboot.dev",
+    version = "v1",
+    kind = "Gadget",
+    namespaced,
+    status = "GadgetStatus"
+)]
 pub struct GadgetSpec {
     value: String,
 }
@@ -42,7 +48,12 @@ async fn reconcile(g: Arc<Gadget>, client: Arc<kube::Client>) -> Result<Action, 
     let api: Api<Gadget> = Api::namespaced((*client).clone(), &g.namespace().unwrap_or_default());
     let status = json!({"apiVersion": "smoke.siteboot.dev/v1", "kind": "Gadget",
         "status": {"observed": g.spec.value, "generation": g.metadata.generation.unwrap_or_default()}});
-    api.patch_status(&g.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(status)).await?;
+    api.patch_status(
+        &g.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(status),
+    )
+    .await?;
     Ok(Action::await_change())
 }
 
@@ -69,7 +80,10 @@ where
 
 #[tokio::test]
 async fn controller_reconciles_a_custom_resource_over_http() -> Result<()> {
-    let emu = Emulator::builder().bookmark_interval(Duration::from_millis(500)).start().await?;
+    let emu = Emulator::builder()
+        .bookmark_interval(Duration::from_millis(500))
+        .start()
+        .await?;
     let client = emu.client().await?;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     crds.create(&PostParams::default(), &Gadget::crd()).await?;
@@ -78,7 +92,10 @@ async fn controller_reconciles_a_custom_resource_over_http() -> Result<()> {
         async move {
             let crd = crds.get("gadgets.smoke.siteboot.dev").await.ok()?;
             let conds = crd.status?.conditions?;
-            conds.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
+            conds
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+                .then_some(())
         }
     })
     .await?;
@@ -89,7 +106,17 @@ async fn controller_reconciles_a_custom_resource_over_http() -> Result<()> {
         .for_each(|_| async {});
     let controller = tokio::spawn(controller);
 
-    gadgets.create(&PostParams::default(), &Gadget::new("g1", GadgetSpec { value: "one".into() })).await?;
+    gadgets
+        .create(
+            &PostParams::default(),
+            &Gadget::new(
+                "g1",
+                GadgetSpec {
+                    value: "one".into(),
+                },
+            ),
+        )
+        .await?;
     let observed = |want: &'static str, generation: i64| {
         let gadgets = gadgets.clone();
         move || {
@@ -103,11 +130,21 @@ async fn controller_reconciles_a_custom_resource_over_http() -> Result<()> {
     poll("status for the created gadget", observed("one", 1)).await?;
 
     // A spec change is a new generation: the watch delivers it and the status follows.
-    gadgets.patch("g1", &PatchParams::default(), &Patch::Merge(json!({"spec": {"value": "two"}}))).await?;
+    gadgets
+        .patch(
+            "g1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"value": "two"}})),
+        )
+        .await?;
     poll("status for the changed gadget", observed("two", 2)).await?;
 
     let g = gadgets.get("g1").await?;
-    let owners: Vec<String> = g.managed_fields().iter().filter_map(|m| m.manager.clone()).collect();
+    let owners: Vec<String> = g
+        .managed_fields()
+        .iter()
+        .filter_map(|m| m.manager.clone())
+        .collect();
     assert!(owners.iter().any(|m| m == MANAGER), "{owners:?}");
     controller.abort();
     Ok(())
@@ -118,12 +155,17 @@ async fn reflector_on_streaming_list_sees_current_and_new_objects() -> Result<()
     let emu = Emulator::start().await?;
     let client = emu.client().await?;
     let cms: Api<ConfigMap> = Api::default_namespaced(client);
-    let cm = |name: &str| -> ConfigMap { serde_json::from_value(json!({"metadata": {"name": name}})).unwrap() };
+    let cm = |name: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()
+    };
     cms.create(&PostParams::default(), &cm("before")).await?;
     let (reader, writer) = reflector::store::<ConfigMap>();
-    let stream = reflector::reflector(writer, watcher(cms.clone(), watcher::Config::default().streaming_lists()))
-        .applied_objects()
-        .for_each(|_| async {});
+    let stream = reflector::reflector(
+        writer,
+        watcher(cms.clone(), watcher::Config::default().streaming_lists()),
+    )
+    .applied_objects()
+    .for_each(|_| async {});
     let task = tokio::spawn(stream);
     cms.create(&PostParams::default(), &cm("after")).await?;
     poll("reflector holds both objects", || {

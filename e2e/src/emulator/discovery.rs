@@ -8,11 +8,21 @@ use serde_json::{json, Value};
 use super::registry::{Registry, ResourceDef};
 
 /// Verbs every served type supports.
-pub const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+pub const VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
 
 /// The `Content-Type` of aggregated discovery answers.
-pub const AGGREGATED_CONTENT_TYPE: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub const AGGREGATED_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// Whether an `Accept` header asks for aggregated discovery.
 pub fn wants_aggregated(accept: &str) -> bool {
@@ -26,29 +36,48 @@ pub fn core_versions() -> Value {
 }
 
 fn group_version(group: &str, version: &str) -> String {
-    if group.is_empty() { version.to_string() } else { format!("{group}/{version}") }
+    if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    }
 }
 
 fn api_group(group: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> =
-        versions.iter().map(|v| json!({"groupVersion": group_version(group, v), "version": v})).collect();
+    let vs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": group_version(group, v), "version": v}))
+        .collect();
     json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": vs, "preferredVersion": vs[0]})
 }
 
 /// `GET /apis`.
 pub fn group_list(reg: &Registry) -> Value {
-    let groups: Vec<Value> =
-        reg.groups().iter().filter(|(g, _)| !g.is_empty()).map(|(g, vs)| api_group(g, vs)).collect();
+    let groups: Vec<Value> = reg
+        .groups()
+        .iter()
+        .filter(|(g, _)| !g.is_empty())
+        .map(|(g, vs)| api_group(g, vs))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `GET /apis/<group>`.
 pub fn group(reg: &Registry, name: &str) -> Option<Value> {
-    reg.groups().iter().find(|(g, _)| g == name && !g.is_empty()).map(|(g, vs)| api_group(g, vs))
+    reg.groups()
+        .iter()
+        .find(|(g, _)| g == name && !g.is_empty())
+        .map(|(g, vs)| api_group(g, vs))
 }
 
-fn defs_at<'a>(reg: &'a Registry, group: &'a str, version: &'a str) -> impl Iterator<Item = &'a ResourceDef> {
-    reg.defs().iter().filter(move |d| d.group == group && d.versions.iter().any(|v| v == version))
+fn defs_at<'a>(
+    reg: &'a Registry,
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'a ResourceDef> {
+    reg.defs()
+        .iter()
+        .filter(move |d| d.group == group && d.versions.iter().any(|v| v == version))
 }
 
 /// `GET /api/v1` or `GET /apis/<group>/<version>`; `None` when nothing is served there.
@@ -65,8 +94,10 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
     if resources.is_empty() {
         return None;
     }
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version(group, version),
-                "resources": resources}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version(group, version),
+                "resources": resources}),
+    )
 }
 
 fn aggregated_group(reg: &Registry, group: &str, versions: &[String]) -> Value {
@@ -117,11 +148,20 @@ mod tests {
     fn legacy_and_aggregated_documents_list_the_same_types() {
         let reg = Registry::builtin();
         let apps = resource_list(&reg, "apps", "v1").unwrap();
-        let names: Vec<&str> = apps["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
         assert!(names.contains(&"deployments") && names.contains(&"deployments/status"));
         assert!(resource_list(&reg, "apps", "v9").is_none());
         let groups = group_list(&reg);
-        assert!(groups["groups"].as_array().unwrap().iter().any(|g| g["name"] == "coordination.k8s.io"));
+        assert!(groups["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "coordination.k8s.io"));
         assert!(group(&reg, "").is_none());
         let core = aggregated(&reg, true);
         assert_eq!(core["items"].as_array().unwrap().len(), 1);
@@ -129,7 +169,11 @@ mod tests {
         assert_eq!(ns["resource"], "namespaces");
         assert_eq!(ns["scope"], "Cluster");
         let apis = aggregated(&reg, false);
-        assert!(apis["items"].as_array().unwrap().iter().all(|g| g["metadata"]["name"] != ""));
+        assert!(apis["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["metadata"]["name"] != ""));
         assert!(wants_aggregated(AGGREGATED_CONTENT_TYPE));
         assert!(!wants_aggregated("application/json"));
     }

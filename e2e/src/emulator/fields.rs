@@ -56,7 +56,9 @@ fn collect(v: &Value, prefix: &mut Path, out: &mut BTreeSet<Path>) {
 /// The leaf paths of `obj` that a write in `scope` may own.
 pub fn leaf_paths(obj: &Value, scope: Scope) -> BTreeSet<Path> {
     let mut out = BTreeSet::new();
-    let Some(top) = obj.as_object() else { return out };
+    let Some(top) = obj.as_object() else {
+        return out;
+    };
     for (k, v) in top {
         let wanted = match (scope, k.as_str()) {
             (_, "apiVersion" | "kind") => false,
@@ -124,7 +126,9 @@ pub fn from_fields_v1(v: &Value) -> BTreeSet<Path> {
 
 /// The `managedFields` entries stored in an object.
 pub fn read_entries(obj: &Value) -> Vec<Entry> {
-    let Some(list) = obj["metadata"]["managedFields"].as_array() else { return Vec::new() };
+    let Some(list) = obj["metadata"]["managedFields"].as_array() else {
+        return Vec::new();
+    };
     list.iter()
         .map(|e| Entry {
             manager: e["manager"].as_str().unwrap_or_default().to_string(),
@@ -165,7 +169,9 @@ pub fn get_path<'a>(v: &'a Value, path: &[String]) -> Option<&'a Value> {
 }
 
 fn remove_path(v: &mut Value, path: &[String]) {
-    let Some((last, parents)) = path.split_last() else { return };
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     let mut node = v;
     for seg in parents {
         match node.get_mut(seg.as_str()) {
@@ -198,7 +204,9 @@ impl Writer<'_> {
 
     fn entry<'e>(&self, entries: &'e mut Vec<Entry>, operation: &str) -> &'e mut Entry {
         let sub = self.subresource();
-        let pos = entries.iter().position(|e| e.manager == self.manager && e.operation == operation && e.subresource == sub);
+        let pos = entries.iter().position(|e| {
+            e.manager == self.manager && e.operation == operation && e.subresource == sub
+        });
         let idx = pos.unwrap_or_else(|| {
             entries.push(Entry {
                 manager: self.manager.to_string(),
@@ -230,7 +238,8 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, w: &Writer<'_>) {
     let old_leaves = old.map(|o| leaf_paths(o, w.scope)).unwrap_or_default();
     let removed: Vec<&Path> = old_leaves.difference(&new_leaves).collect();
     for e in entries.iter_mut() {
-        e.fields.retain(|q| !changed.iter().any(|p| overlaps(p, q)) && !removed.contains(&q));
+        e.fields
+            .retain(|q| !changed.iter().any(|p| overlaps(p, q)) && !removed.contains(&q));
     }
     if !changed.is_empty() {
         w.entry(&mut entries, "Update").fields.extend(changed);
@@ -261,7 +270,12 @@ fn merge_applied(target: &mut Value, cfg: &Value) {
 /// `cfg` sets to a different value and `force` is false. With `force` the writer takes those
 /// fields. Fields the writer applied before and no longer applies are removed unless someone
 /// else also owns them.
-pub fn apply(live: Option<&Value>, cfg: &Value, w: &Writer<'_>, force: bool) -> Result<Value, Vec<(String, String)>> {
+pub fn apply(
+    live: Option<&Value>,
+    cfg: &Value,
+    w: &Writer<'_>,
+    force: bool,
+) -> Result<Value, Vec<(String, String)>> {
     let mut entries = live.map(read_entries).unwrap_or_default();
     let applied = leaf_paths(cfg, w.scope);
     let empty = Value::Null;
@@ -293,7 +307,9 @@ pub fn apply(live: Option<&Value>, cfg: &Value, w: &Writer<'_>, force: bool) -> 
     }
     let previous = entries
         .iter()
-        .find(|e| e.manager == w.manager && e.operation == "Apply" && e.subresource == w.subresource())
+        .find(|e| {
+            e.manager == w.manager && e.operation == "Apply" && e.subresource == w.subresource()
+        })
         .map(|e| e.fields.clone())
         .unwrap_or_default();
     let mut merged = live.cloned().unwrap_or_else(|| json!({}));

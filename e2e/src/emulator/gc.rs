@@ -60,12 +60,21 @@ fn dependents(store: &Store, uid: &str) -> Vec<(Ref, Value)> {
 }
 
 fn uid_exists(store: &Store, uid: &str) -> bool {
-    store.all().any(|(_, v)| meta::meta_str(v, "uid") == Some(uid))
+    store
+        .all()
+        .any(|(_, v)| meta::meta_str(v, "uid") == Some(uid))
 }
 
 /// Deletes one object as `DELETE` does: marks it when finalizers hold it, otherwise removes
 /// it and collects what depended on it.
-pub fn delete(store: &mut Store, gr: &GroupResource, ns: &str, name: &str, policy: Propagation, now: DateTime<Utc>) -> Option<Outcome> {
+pub fn delete(
+    store: &mut Store,
+    gr: &GroupResource,
+    ns: &str,
+    name: &str,
+    policy: Propagation,
+    now: DateTime<Utc>,
+) -> Option<Outcome> {
     let mut obj = store.get(gr, ns, name)?.clone();
     let uid = meta::meta_str(&obj, "uid").unwrap_or_default().to_string();
     if policy == Propagation::Orphan {
@@ -77,7 +86,10 @@ pub fn delete(store: &mut Store, gr: &GroupResource, ns: &str, name: &str, polic
         }
     }
     let mut finalizers = meta::finalizers(&obj);
-    if policy == Propagation::Foreground && !finalizers.iter().any(|f| f == FOREGROUND) && !dependents(store, &uid).is_empty() {
+    if policy == Propagation::Foreground
+        && !finalizers.iter().any(|f| f == FOREGROUND)
+        && !dependents(store, &uid).is_empty()
+    {
         finalizers.push(FOREGROUND.to_string());
     }
     let is_namespace = *gr == namespace_gr();
@@ -86,7 +98,8 @@ pub fn delete(store: &mut Store, gr: &GroupResource, ns: &str, name: &str, polic
     }
     if meta::meta_str(&obj, "deletionTimestamp").is_none() || meta::finalizers(&obj) != finalizers {
         let m = meta::metadata_mut(&mut obj);
-        m.entry("deletionTimestamp").or_insert_with(|| json!(meta::timestamp(now)));
+        m.entry("deletionTimestamp")
+            .or_insert_with(|| json!(meta::timestamp(now)));
         m.insert("deletionGracePeriodSeconds".into(), json!(0));
         m.insert("finalizers".into(), json!(finalizers));
         if is_namespace {
@@ -125,7 +138,13 @@ fn terminate_namespace(store: &mut Store, ns: &str, now: DateTime<Utc>) {
 
 /// Removes an object now, then everything that no longer has a living owner, then finishes
 /// foreground deletions and namespace terminations this unblocked.
-pub fn remove_now(store: &mut Store, gr: &GroupResource, ns: &str, name: &str, now: DateTime<Utc>) -> Option<Value> {
+pub fn remove_now(
+    store: &mut Store,
+    gr: &GroupResource,
+    ns: &str,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Option<Value> {
     let removed = store.remove(gr, ns, name)?;
     if *gr == crd_gr() {
         if let Some(def) = store.registry.remove_crd(name) {
@@ -141,7 +160,9 @@ pub fn remove_now(store: &mut Store, gr: &GroupResource, ns: &str, name: &str, n
             }
         }
     }
-    let uid = meta::meta_str(&removed, "uid").unwrap_or_default().to_string();
+    let uid = meta::meta_str(&removed, "uid")
+        .unwrap_or_default()
+        .to_string();
     for ((dgr, dns, dname), dep) in dependents(store, &uid) {
         if meta::owner_uids(&dep).iter().all(|u| !uid_exists(store, u)) {
             delete(store, &dgr, &dns, &dname, Propagation::Background, now);
@@ -165,13 +186,20 @@ fn settle(store: &mut Store, now: DateTime<Utc>) {
             let uid = meta::meta_str(v, "uid").unwrap_or_default();
             let fins = meta::finalizers(v);
             if *gr == namespace_gr() {
-                let empty = !store.all().any(|(g, o)| *g != namespace_gr() && meta::meta_str(o, "namespace") == Some(name.as_str()));
+                let empty = !store.all().any(|(g, o)| {
+                    *g != namespace_gr() && meta::meta_str(o, "namespace") == Some(name.as_str())
+                });
                 if empty && fins.is_empty() {
                     work.push(((gr.clone(), ns, name), None));
                 }
-            } else if fins.iter().any(|f| f == FOREGROUND || f == ORPHAN) && dependents(store, uid).is_empty() {
+            } else if fins.iter().any(|f| f == FOREGROUND || f == ORPHAN)
+                && dependents(store, uid).is_empty()
+            {
                 let mut next = v.clone();
-                next["metadata"]["finalizers"] = json!(fins.iter().filter(|f| *f != FOREGROUND && *f != ORPHAN).collect::<Vec<_>>());
+                next["metadata"]["finalizers"] = json!(fins
+                    .iter()
+                    .filter(|f| *f != FOREGROUND && *f != ORPHAN)
+                    .collect::<Vec<_>>());
                 work.push(((gr.clone(), ns, name), Some(next)));
             } else if fins.is_empty() {
                 work.push(((gr.clone(), ns, name), None));

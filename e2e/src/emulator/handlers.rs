@@ -24,7 +24,12 @@ use super::watch::{self, Start, WatchSpec};
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
 
 /// Serves one resource request.
-pub async fn resource(sh: &Arc<Shared>, t: Target, collection: bool, req: &Req) -> Result<Response, ApiError> {
+pub async fn resource(
+    sh: &Arc<Shared>,
+    t: Target,
+    collection: bool,
+    req: &Req,
+) -> Result<Response, ApiError> {
     let now = Utc::now();
     let opts = write_opts(req);
     let ok = |v: Value| Ok(respond(StatusCode::OK, &v));
@@ -33,7 +38,9 @@ pub async fn resource(sh: &Arc<Shared>, t: Target, collection: bool, req: &Req) 
         (&Method::GET, true) => ok(list(&sh.lock(), &t, req)?),
         (&Method::GET, false) => {
             let s = sh.lock();
-            let obj = s.get(&t.def.gr(), &t.namespace, &t.name).ok_or_else(|| ApiError::not_found(t.subject()))?;
+            let obj = s
+                .get(&t.def.gr(), &t.namespace, &t.name)
+                .ok_or_else(|| ApiError::not_found(t.subject()))?;
             ok(serve(obj.clone(), &t.def, &t.version))
         }
         (&Method::POST, true) => {
@@ -47,23 +54,43 @@ pub async fn resource(sh: &Arc<Shared>, t: Target, collection: bool, req: &Req) 
         }
         (&Method::PATCH, false) => {
             let ct = req.header(header::CONTENT_TYPE);
-            let kind = PatchKind::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+            let kind = PatchKind::from_content_type(ct)
+                .ok_or_else(|| ApiError::unsupported_media_type(ct))?;
             let mut s = sh.lock();
             let existed = s.get(&t.def.gr(), &t.namespace, &t.name).is_some();
             let obj = ops::patch(&mut s, &t, kind, &req.body, &opts, now)?;
-            Ok(respond(if existed { StatusCode::OK } else { StatusCode::CREATED }, &obj))
+            Ok(respond(
+                if existed {
+                    StatusCode::OK
+                } else {
+                    StatusCode::CREATED
+                },
+                &obj,
+            ))
         }
         (&Method::DELETE, false) if !t.status => delete(&mut sh.lock(), &t, req),
         (&Method::DELETE, true) => delete_collection(&mut sh.lock(), &t, req),
-        (m, _) => Err(ApiError::method_not_allowed(format!("{m} is not supported here"))),
+        (m, _) => Err(ApiError::method_not_allowed(format!(
+            "{m} is not supported here"
+        ))),
     }
 }
 
 fn write_opts(req: &Req) -> WriteOpts {
     let given = req.q("fieldManager").filter(|m| !m.is_empty());
-    let agent = req.header(header::USER_AGENT).split('/').next().unwrap_or_default();
+    let agent = req
+        .header(header::USER_AGENT)
+        .split('/')
+        .next()
+        .unwrap_or_default();
     WriteOpts {
-        manager: given.map(String::from).unwrap_or_else(|| if agent.is_empty() { "unknown".into() } else { agent.to_string() }),
+        manager: given.map(String::from).unwrap_or_else(|| {
+            if agent.is_empty() {
+                "unknown".into()
+            } else {
+                agent.to_string()
+            }
+        }),
         manager_given: given.is_some(),
         force: req.flag("force"),
         dry_run: req.q("dryRun") == Some("All"),
@@ -71,9 +98,13 @@ fn write_opts(req: &Req) -> WriteOpts {
 }
 
 fn selectors(t: &Target, req: &Req) -> Result<(LabelSelector, FieldSelector), ApiError> {
-    let labels = LabelSelector::parse(req.q("labelSelector").unwrap_or_default()).map_err(ApiError::bad_request)?;
-    let fields =
-        FieldSelector::parse(req.q("fieldSelector").unwrap_or_default(), &t.def.field_selectors()).map_err(ApiError::bad_request)?;
+    let labels = LabelSelector::parse(req.q("labelSelector").unwrap_or_default())
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(
+        req.q("fieldSelector").unwrap_or_default(),
+        &t.def.field_selectors(),
+    )
+    .map_err(ApiError::bad_request)?;
     Ok((labels, fields))
 }
 
@@ -87,14 +118,21 @@ fn list(s: &Store, t: &Target, req: &Req) -> Result<Value, ApiError> {
     let (list_rv, after) = match req.q("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
             let mut parts = token.splitn(3, '|');
-            match (parts.next().and_then(|rv| rv.parse::<u64>().ok()), parts.next(), parts.next()) {
+            match (
+                parts.next().and_then(|rv| rv.parse::<u64>().ok()),
+                parts.next(),
+                parts.next(),
+            ) {
                 (Some(rv), Some(ns), Some(name)) => (rv, Some((ns.to_string(), name.to_string()))),
                 _ => return Err(ApiError::bad_request("invalid continue token")),
             }
         }
         None => (s.rv(), None),
     };
-    let limit = req.q("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0);
+    let limit = req
+        .q("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0);
     let mut matching = s
         .list(&t.def.gr(), namespace_filter(t))
         .filter(|o| after.as_ref().is_none_or(|a| key_of(o) > *a))
@@ -114,17 +152,29 @@ fn list(s: &Store, t: &Target, req: &Req) -> Result<Value, ApiError> {
         metadata["continue"] = json!(format!("{list_rv}|{ns}|{name}"));
         metadata["remainingItemCount"] = json!(matching.count() + 1);
     }
-    Ok(json!({"kind": format!("{}List", t.def.kind), "apiVersion": t.def.api_version(&t.version), "metadata": metadata, "items": items}))
+    Ok(
+        json!({"kind": format!("{}List", t.def.kind), "apiVersion": t.def.api_version(&t.version), "metadata": metadata, "items": items}),
+    )
 }
 
 fn watch(sh: &Arc<Shared>, t: Target, req: &Req) -> Result<Response, ApiError> {
     let (labels, fields) = selectors(&t, req)?;
-    let start = match req.q("resourceVersion").filter(|rv| !rv.is_empty() && *rv != "0") {
+    let start = match req
+        .q("resourceVersion")
+        .filter(|rv| !rv.is_empty() && *rv != "0")
+    {
         _ if req.flag("sendInitialEvents") => Start::InitialEvents,
         None => Start::Current,
-        Some(rv) => Start::After(rv.parse().map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?),
+        Some(rv) => Start::After(
+            rv.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
+        ),
     };
-    let timeout = req.q("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).map(Duration::from_secs).unwrap_or(DEFAULT_WATCH_TIMEOUT);
+    let timeout = req
+        .q("timeoutSeconds")
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_WATCH_TIMEOUT);
     let spec = WatchSpec {
         namespace: namespace_filter(&t).map(String::from),
         def: t.def,
@@ -139,7 +189,10 @@ fn watch(sh: &Arc<Shared>, t: Target, req: &Req) -> Result<Response, ApiError> {
     let (tx, rx) = tokio::sync::mpsc::channel(256);
     tokio::spawn(watch::run(sh.store.clone(), spec, tx, sh.shutdown.clone()));
     let mut resp = Response::new(stream_body(rx));
-    resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     Ok(resp)
 }
 
@@ -155,17 +208,24 @@ fn delete_opts(req: &Req) -> Result<DeleteOpts, ApiError> {
     let body: Value = if req.body.is_empty() {
         json!({})
     } else {
-        serde_json::from_slice(&req.body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+        serde_json::from_slice(&req.body)
+            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
     };
-    let policy = body["propagationPolicy"].as_str().or(req.q("propagationPolicy"));
+    let policy = body["propagationPolicy"]
+        .as_str()
+        .or(req.q("propagationPolicy"));
     let mut propagation = match policy {
         None => Propagation::Background,
-        Some(p) => Propagation::parse(p).ok_or_else(|| ApiError::bad_request(format!("unknown propagationPolicy {p:?}")))?,
+        Some(p) => Propagation::parse(p)
+            .ok_or_else(|| ApiError::bad_request(format!("unknown propagationPolicy {p:?}")))?,
     };
     if body["orphanDependents"] == true || req.flag("orphanDependents") {
         propagation = Propagation::Orphan;
     }
-    let dry_run = body["dryRun"].as_array().is_some_and(|a| a.iter().any(|d| d == "All")) || req.q("dryRun") == Some("All");
+    let dry_run = body["dryRun"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|d| d == "All"))
+        || req.q("dryRun") == Some("All");
     let pre = &body["preconditions"];
     Ok(DeleteOpts {
         propagation,
@@ -177,20 +237,38 @@ fn delete_opts(req: &Req) -> Result<DeleteOpts, ApiError> {
 
 fn delete(s: &mut Store, t: &Target, req: &Req) -> Result<Response, ApiError> {
     let o = delete_opts(req)?;
-    let live = s.get(&t.def.gr(), &t.namespace, &t.name).ok_or_else(|| ApiError::not_found(t.subject()))?;
+    let live = s
+        .get(&t.def.gr(), &t.namespace, &t.name)
+        .ok_or_else(|| ApiError::not_found(t.subject()))?;
     let uid = meta::meta_str(live, "uid").unwrap_or_default().to_string();
     if o.uid.as_ref().is_some_and(|u| *u != uid) {
         return Err(ApiError::conflict(t.subject()));
     }
-    if o.rv.as_deref().is_some_and(|rv| Some(rv) != meta::meta_str(live, "resourceVersion")) {
+    if o.rv
+        .as_deref()
+        .is_some_and(|rv| Some(rv) != meta::meta_str(live, "resourceVersion"))
+    {
         return Err(ApiError::conflict(t.subject()));
     }
     if o.dry_run {
-        return Ok(respond(StatusCode::OK, &serve(live.clone(), &t.def, &t.version)));
+        return Ok(respond(
+            StatusCode::OK,
+            &serve(live.clone(), &t.def, &t.version),
+        ));
     }
-    match gc::delete(s, &t.def.gr(), &t.namespace, &t.name, o.propagation, Utc::now()) {
+    match gc::delete(
+        s,
+        &t.def.gr(),
+        &t.namespace,
+        &t.name,
+        o.propagation,
+        Utc::now(),
+    ) {
         Some(Outcome::Pending(obj)) => Ok(respond(StatusCode::OK, &serve(obj, &t.def, &t.version))),
-        Some(Outcome::Removed(_)) | None => Ok(respond(StatusCode::OK, &status::success_status(t.subject(), &uid))),
+        Some(Outcome::Removed(_)) | None => Ok(respond(
+            StatusCode::OK,
+            &status::success_status(t.subject(), &uid),
+        )),
     }
 }
 

@@ -35,9 +35,13 @@ mod tests {
 
     #[test]
     fn kubeconfig_names_one_context() {
-        let y: serde_json::Value = serde_norway::from_str(&render("http://127.0.0.1:1234")).unwrap();
+        let y: serde_json::Value =
+            serde_norway::from_str(&render("http://127.0.0.1:1234")).unwrap();
         assert_eq!(y["current-context"], "emulator");
-        assert_eq!(y["clusters"][0]["cluster"]["server"], "http://127.0.0.1:1234");
+        assert_eq!(
+            y["clusters"][0]["cluster"]["server"],
+            "http://127.0.0.1:1234"
+        );
         assert_eq!(y["contexts"][0]["context"]["user"], "emulator");
     }
 }

@@ -5,15 +5,24 @@
 use serde_json::{Map, Value};
 
 /// Metadata fields only the server sets; client values are replaced by the stored ones.
-pub const SERVER_OWNED_METADATA: &[&str] =
-    &["uid", "creationTimestamp", "generation", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"];
+pub const SERVER_OWNED_METADATA: &[&str] = &[
+    "uid",
+    "creationTimestamp",
+    "generation",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+];
 
 /// The characters the API server draws `generateName` suffixes from (no vowels, no 0/1/3).
 const SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// The 5-character random suffix appended to `generateName`, from 5 random bytes.
 pub fn name_suffix(random: [u8; 5]) -> String {
-    random.iter().map(|b| SUFFIX_ALPHABET[*b as usize % SUFFIX_ALPHABET.len()] as char).collect()
+    random
+        .iter()
+        .map(|b| SUFFIX_ALPHABET[*b as usize % SUFFIX_ALPHABET.len()] as char)
+        .collect()
 }
 
 /// RFC 3339 with second precision and `Z`, as `metav1.Time` serialises.
@@ -30,7 +39,9 @@ pub fn validate_name(name: &str, is_namespace: bool) -> Result<(), String> {
     }
     if is_namespace {
         let ok = name.len() <= 63
-            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && !name.starts_with('-')
             && !name.ends_with('-');
         return if ok {
@@ -40,7 +51,9 @@ pub fn validate_name(name: &str, is_namespace: bool) -> Result<(), String> {
         };
     }
     if name.len() > 253 || name == "." || name == ".." || name.contains(['/', '%']) {
-        return Err(format!("may not contain '/' or '%', be '.' or '..', or exceed 253 characters: {name:?}"));
+        return Err(format!(
+            "may not contain '/' or '%', be '.' or '..', or exceed 253 characters: {name:?}"
+        ));
     }
     Ok(())
 }
@@ -96,7 +109,11 @@ pub fn take_status(old: &Value, new: &Value) -> Value {
 /// `new` with server-owned metadata copied from `old` (and `managedFields` carried over when
 /// the client sent none), as an update or patch stores it.
 pub fn carry_server_metadata(mut new: Value, old: &Value) -> Value {
-    let old_meta = old.get("metadata").and_then(Value::as_object).cloned().unwrap_or_default();
+    let old_meta = old
+        .get("metadata")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let meta = metadata_mut(&mut new);
     for key in SERVER_OWNED_METADATA {
         match old_meta.get(*key) {
@@ -122,7 +139,9 @@ pub fn metadata_mut(obj: &mut Value) -> &mut Map<String, Value> {
         *obj = Value::Object(Map::new());
     }
     let o = obj.as_object_mut().expect("object ensured above");
-    let meta = o.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    let meta = o
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
     if !meta.is_object() {
         *meta = Value::Object(Map::new());
     }
@@ -138,7 +157,11 @@ pub fn meta_str<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
 pub fn finalizers(obj: &Value) -> Vec<String> {
     obj["metadata"]["finalizers"]
         .as_array()
-        .map(|a| a.iter().filter_map(|f| f.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -146,7 +169,11 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
 pub fn owner_uids(obj: &Value) -> Vec<String> {
     obj["metadata"]["ownerReferences"]
         .as_array()
-        .map(|a| a.iter().filter_map(|r| r["uid"].as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r["uid"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -159,10 +186,19 @@ mod tests {
     fn generation_rule_table() {
         let base = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "spec": {"r": 1}, "status": {"s": 1}});
         let cases = [
-            (json!({"metadata": {"name": "a", "labels": {"x": "2"}}, "spec": {"r": 1}, "status": {"s": 1}}), false),
-            (json!({"metadata": {"name": "a"}, "spec": {"r": 1}, "status": {"s": 2}}), false),
+            (
+                json!({"metadata": {"name": "a", "labels": {"x": "2"}}, "spec": {"r": 1}, "status": {"s": 1}}),
+                false,
+            ),
+            (
+                json!({"metadata": {"name": "a"}, "spec": {"r": 1}, "status": {"s": 2}}),
+                false,
+            ),
             (json!({"metadata": {"name": "a"}, "spec": {"r": 2}}), true),
-            (json!({"metadata": {"name": "a"}, "spec": {"r": 1}, "data": {"k": "v"}}), true),
+            (
+                json!({"metadata": {"name": "a"}, "spec": {"r": 1}, "data": {"k": "v"}}),
+                true,
+            ),
             (json!({"metadata": {"name": "a"}, "spec": {"r": 1}}), false),
         ];
         for (new, want) in cases {
@@ -192,9 +228,15 @@ mod tests {
     fn status_splitting() {
         let old = json!({"spec": {"a": 1}, "status": {"ok": false}});
         let new = json!({"spec": {"a": 2}, "status": {"ok": true}});
-        assert_eq!(keep_status(new.clone(), Some(&old)), json!({"spec": {"a": 2}, "status": {"ok": false}}));
+        assert_eq!(
+            keep_status(new.clone(), Some(&old)),
+            json!({"spec": {"a": 2}, "status": {"ok": false}})
+        );
         assert_eq!(keep_status(new.clone(), None), json!({"spec": {"a": 2}}));
-        assert_eq!(take_status(&old, &new), json!({"spec": {"a": 1}, "status": {"ok": true}}));
+        assert_eq!(
+            take_status(&old, &new),
+            json!({"spec": {"a": 1}, "status": {"ok": true}})
+        );
     }
 
     #[test]
@@ -207,6 +249,9 @@ mod tests {
         assert_eq!(out["metadata"]["managedFields"], json!([1]));
         assert_eq!(out["metadata"]["labels"]["a"], "b");
         assert_eq!(name_suffix([0, 1, 2, 26, 27]).len(), 5);
-        assert_eq!(timestamp(chrono::DateTime::from_timestamp(0, 0).unwrap()), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            timestamp(chrono::DateTime::from_timestamp(0, 0).unwrap()),
+            "1970-01-01T00:00:00Z"
+        );
     }
 }

@@ -7,22 +7,29 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+use super::crd::{crd_status, register_crd};
 use super::fields::{self, Scope, Writer};
 use super::gc;
 use super::meta;
 use super::patch::{self, PatchKind};
-use super::registry::{self, GroupResource, ResourceDef};
+use super::registry::{GroupResource, ResourceDef};
 use super::status::{ApiError, Subject};
 use super::store::{EventKind, Store};
 
 /// The `GroupResource` of CustomResourceDefinitions.
 pub fn crd_gr() -> GroupResource {
-    GroupResource { group: "apiextensions.k8s.io".into(), resource: "customresourcedefinitions".into() }
+    GroupResource {
+        group: "apiextensions.k8s.io".into(),
+        resource: "customresourcedefinitions".into(),
+    }
 }
 
 /// The `GroupResource` of Namespaces.
 pub fn namespace_gr() -> GroupResource {
-    GroupResource { group: String::new(), resource: "namespaces".into() }
+    GroupResource {
+        group: String::new(),
+        resource: "namespaces".into(),
+    }
 }
 
 /// What a request addresses.
@@ -41,11 +48,21 @@ pub struct Target {
 
 impl Target {
     pub fn subject(&self) -> Subject<'_> {
-        Subject { group: &self.def.group, resource: &self.def.plural, name: &self.name }
+        Subject {
+            group: &self.def.group,
+            resource: &self.def.plural,
+            name: &self.name,
+        }
     }
 
     fn scope(&self) -> Scope {
-        if self.status { Scope::Status } else { Scope::Main { exclude_status: self.def.status } }
+        if self.status {
+            Scope::Status
+        } else {
+            Scope::Main {
+                exclude_status: self.def.status,
+            }
+        }
     }
 
     fn api_version(&self) -> String {
@@ -84,7 +101,10 @@ fn check_type(t: &Target, body: &Value) -> Result<(), ApiError> {
     }
     if let Some(kind) = body.get("kind").and_then(Value::as_str) {
         if kind != t.def.kind {
-            return Err(ApiError::bad_request(format!("the kind in the data ({kind}) does not match the expected kind ({})", t.def.kind)));
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({kind}) does not match the expected kind ({})",
+                t.def.kind
+            )));
         }
     }
     Ok(())
@@ -99,7 +119,11 @@ fn check_namespace(store: &Store, t: &Target, body: &Value) -> Result<(), ApiErr
     if !t.def.namespaced {
         return Ok(());
     }
-    let subject = Subject { group: "", resource: "namespaces", name: &t.namespace };
+    let subject = Subject {
+        group: "",
+        resource: "namespaces",
+        name: &t.namespace,
+    };
     match store.get(&namespace_gr(), "", &t.namespace) {
         None => Err(ApiError::not_found(subject)),
         Some(ns) if meta::meta_str(ns, "deletionTimestamp").is_some() => Err(ApiError::forbidden(format!(
@@ -110,65 +134,56 @@ fn check_namespace(store: &Store, t: &Target, body: &Value) -> Result<(), ApiErr
     }
 }
 
-/// Status conditions the API server's CRD controllers set once names are accepted.
-fn crd_status(crd: &Value, now: &str) -> Value {
-    let storage = crd["spec"]["versions"]
-        .as_array()
-        .and_then(|vs| vs.iter().find(|v| v["storage"] == true))
-        .map(|v| v["name"].clone())
-        .unwrap_or(Value::Null);
-    let mut names = crd["spec"]["names"].clone();
-    if names["singular"].is_null() {
-        names["singular"] = json!(names["kind"].as_str().unwrap_or_default().to_lowercase());
-    }
-    if names["listKind"].is_null() {
-        names["listKind"] = json!(format!("{}List", names["kind"].as_str().unwrap_or_default()));
-    }
-    json!({
-        "conditions": [
-            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found", "lastTransitionTime": now},
-            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted", "lastTransitionTime": now}
-        ],
-        "acceptedNames": names,
-        "storedVersions": [storage]
-    })
-}
-
-/// Registers the type a CRD defines and fills the CRD's status; `Invalid` when it cannot.
-fn register_crd(store: &mut Store, t: &Target, obj: &mut Value, now: &str, dry_run: bool) -> Result<(), ApiError> {
-    let invalid = |field: &str, why: &str| ApiError::invalid(t.subject(), "CustomResourceDefinition", field, why);
-    let def = registry::crd_to_def(obj).map_err(|(field, why)| invalid(&field, &why))?;
-    if !dry_run {
-        store.registry.upsert_crd(def).map_err(|why| invalid("spec.names.plural", &why))?;
-    }
-    obj["status"] = crd_status(obj, now);
-    Ok(())
-}
-
 /// `POST` to a collection.
-pub fn create(store: &mut Store, t: &Target, body: Value, opts: &WriteOpts, now: DateTime<Utc>) -> Result<Value, ApiError> {
+pub fn create(
+    store: &mut Store,
+    t: &Target,
+    body: Value,
+    opts: &WriteOpts,
+    now: DateTime<Utc>,
+) -> Result<Value, ApiError> {
     if t.status {
-        return Err(ApiError::method_not_allowed("create is not supported on the status subresource"));
+        return Err(ApiError::method_not_allowed(
+            "create is not supported on the status subresource",
+        ));
     }
     check_type(t, &body)?;
     let mut obj = body;
     if !obj.is_object() {
         return Err(ApiError::bad_request("the body must be a JSON object"));
     }
-    let generated = meta::meta_str(&obj, "name").filter(|n| !n.is_empty()).is_none();
+    let generated = meta::meta_str(&obj, "name")
+        .filter(|n| !n.is_empty())
+        .is_none();
     let name = match meta::meta_str(&obj, "name").filter(|n| !n.is_empty()) {
         Some(n) => n.to_string(),
         None => match meta::meta_str(&obj, "generateName").filter(|n| !n.is_empty()) {
             Some(prefix) => {
                 let b = uuid::Uuid::new_v4().into_bytes();
-                format!("{prefix}{}", meta::name_suffix([b[0], b[1], b[2], b[3], b[4]]))
+                format!(
+                    "{prefix}{}",
+                    meta::name_suffix([b[0], b[1], b[2], b[3], b[4]])
+                )
             }
             None => String::new(),
         },
     };
-    let t = Target { name: name.clone(), ..t.clone() };
-    meta::validate_name(&name, t.def.gr() == namespace_gr())
-        .map_err(|why| ApiError::invalid(t.subject(), &t.def.kind, if generated { "metadata.generateName" } else { "metadata.name" }, &why))?;
+    let t = Target {
+        name: name.clone(),
+        ..t.clone()
+    };
+    meta::validate_name(&name, t.def.gr() == namespace_gr()).map_err(|why| {
+        ApiError::invalid(
+            t.subject(),
+            &t.def.kind,
+            if generated {
+                "metadata.generateName"
+            } else {
+                "metadata.name"
+            },
+            &why,
+        )
+    })?;
     check_namespace(store, &t, &obj)?;
     if store.get(&t.def.gr(), &t.namespace, &name).is_some() {
         return Err(ApiError::already_exists(t.subject()));
@@ -182,7 +197,10 @@ pub fn create(store: &mut Store, t: &Target, body: Value, opts: &WriteOpts, now:
     } else {
         m.remove("namespace");
     }
-    for key in meta::SERVER_OWNED_METADATA.iter().chain(&["resourceVersion", "managedFields"]) {
+    for key in meta::SERVER_OWNED_METADATA
+        .iter()
+        .chain(&["resourceVersion", "managedFields"])
+    {
         m.remove(*key);
     }
     m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
@@ -191,13 +209,24 @@ pub fn create(store: &mut Store, t: &Target, body: Value, opts: &WriteOpts, now:
     if t.def.status {
         obj = meta::keep_status(obj, None);
     }
-    let w = Writer { manager: &opts.manager, api_version: &t.api_version(), time: &ts, scope: t.scope() };
+    let w = Writer {
+        manager: &opts.manager,
+        api_version: &t.api_version(),
+        time: &ts,
+        scope: t.scope(),
+    };
     fields::record_update(None, &mut obj, &w);
     created(store, &t, obj, opts.dry_run, &ts)
 }
 
 /// Commits a new object (after apply or create built it).
-fn created(store: &mut Store, t: &Target, mut obj: Value, dry_run: bool, ts: &str) -> Result<Value, ApiError> {
+fn created(
+    store: &mut Store,
+    t: &Target,
+    mut obj: Value,
+    dry_run: bool,
+    ts: &str,
+) -> Result<Value, ApiError> {
     if t.def.gr() == namespace_gr() {
         obj["status"] = json!({"phase": "Active"});
     }
@@ -207,27 +236,44 @@ fn created(store: &mut Store, t: &Target, mut obj: Value, dry_run: bool, ts: &st
     if dry_run {
         return Ok(obj);
     }
-    Ok(serve(store.put(&t.def.gr(), obj, EventKind::Added), &t.def, &t.version))
+    Ok(serve(
+        store.put(&t.def.gr(), obj, EventKind::Added),
+        &t.def,
+        &t.version,
+    ))
 }
 
 fn live<'a>(store: &'a Store, t: &Target) -> Result<&'a Value, ApiError> {
-    store.get(&t.def.gr(), &t.namespace, &t.name).ok_or_else(|| ApiError::not_found(t.subject()))
+    store
+        .get(&t.def.gr(), &t.namespace, &t.name)
+        .ok_or_else(|| ApiError::not_found(t.subject()))
 }
 
 fn check_rv(t: &Target, live: &Value, new: &Value) -> Result<(), ApiError> {
     match meta::meta_str(new, "resourceVersion").filter(|rv| !rv.is_empty()) {
-        Some(rv) if Some(rv) != meta::meta_str(live, "resourceVersion") => Err(ApiError::conflict(t.subject())),
+        Some(rv) if Some(rv) != meta::meta_str(live, "resourceVersion") => {
+            Err(ApiError::conflict(t.subject()))
+        }
         _ => Ok(()),
     }
 }
 
 /// `PUT` of an object or its status.
-pub fn update(store: &mut Store, t: &Target, body: Value, opts: &WriteOpts, now: DateTime<Utc>) -> Result<Value, ApiError> {
+pub fn update(
+    store: &mut Store,
+    t: &Target,
+    body: Value,
+    opts: &WriteOpts,
+    now: DateTime<Utc>,
+) -> Result<Value, ApiError> {
     check_type(t, &body)?;
     let live = live(store, t)?.clone();
     match meta::meta_str(&body, "name") {
         Some(n) if n != t.name => {
-            return Err(ApiError::bad_request(format!("the name of the object ({n}) does not match the name on the URL ({})", t.name)));
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({})",
+                t.name
+            )));
         }
         _ => {}
     }
@@ -235,7 +281,12 @@ pub fn update(store: &mut Store, t: &Target, body: Value, opts: &WriteOpts, now:
     let ts = meta::timestamp(now);
     let new = split_status(t, &live, meta::carry_server_metadata(body, &live));
     let mut new = serve(new, &t.def, &t.version);
-    let w = Writer { manager: &opts.manager, api_version: &t.api_version(), time: &ts, scope: t.scope() };
+    let w = Writer {
+        manager: &opts.manager,
+        api_version: &t.api_version(),
+        time: &ts,
+        scope: t.scope(),
+    };
     fields::record_update(Some(&live), &mut new, &w);
     commit(store, t, &live, new, opts.dry_run, now)
 }
@@ -255,43 +306,81 @@ fn split_status(t: &Target, live: &Value, new: Value) -> Value {
 }
 
 /// `PATCH` of an object or its status, including server-side apply.
-pub fn patch(store: &mut Store, t: &Target, kind: PatchKind, body: &[u8], opts: &WriteOpts, now: DateTime<Utc>) -> Result<Value, ApiError> {
-    let parsed = patch::parse_body(body, kind == PatchKind::Apply).map_err(ApiError::bad_request)?;
+pub fn patch(
+    store: &mut Store,
+    t: &Target,
+    kind: PatchKind,
+    body: &[u8],
+    opts: &WriteOpts,
+    now: DateTime<Utc>,
+) -> Result<Value, ApiError> {
+    let parsed =
+        patch::parse_body(body, kind == PatchKind::Apply).map_err(ApiError::bad_request)?;
     if kind == PatchKind::Apply {
         return apply(store, t, parsed, opts, now);
     }
     let live = live(store, t)?.clone();
     let served = serve(live.clone(), &t.def, &t.version);
-    let patched = patch::patch(&served, kind, &parsed).map_err(|e| ApiError::invalid(t.subject(), &t.def.kind, "patch", &e))?;
+    let patched = patch::patch(&served, kind, &parsed)
+        .map_err(|e| ApiError::invalid(t.subject(), &t.def.kind, "patch", &e))?;
     check_type(t, &patched)?;
     if meta::meta_str(&patched, "name") != Some(t.name.as_str()) {
-        return Err(ApiError::bad_request("metadata.name cannot be changed by a patch"));
+        return Err(ApiError::bad_request(
+            "metadata.name cannot be changed by a patch",
+        ));
     }
     check_rv(t, &live, &patched)?;
     let ts = meta::timestamp(now);
     let mut new = split_status(t, &live, meta::carry_server_metadata(patched, &live));
-    let w = Writer { manager: &opts.manager, api_version: &t.api_version(), time: &ts, scope: t.scope() };
+    let w = Writer {
+        manager: &opts.manager,
+        api_version: &t.api_version(),
+        time: &ts,
+        scope: t.scope(),
+    };
     fields::record_update(Some(&live), &mut new, &w);
     commit(store, t, &live, new, opts.dry_run, now)
 }
 
-fn apply(store: &mut Store, t: &Target, mut cfg: Value, opts: &WriteOpts, now: DateTime<Utc>) -> Result<Value, ApiError> {
+fn apply(
+    store: &mut Store,
+    t: &Target,
+    mut cfg: Value,
+    opts: &WriteOpts,
+    now: DateTime<Utc>,
+) -> Result<Value, ApiError> {
     if !opts.manager_given {
-        return Err(ApiError::bad_request("PATCH, application/apply-patch+yaml: fieldManager is required for apply requests"));
+        return Err(ApiError::bad_request(
+            "PATCH, application/apply-patch+yaml: fieldManager is required for apply requests",
+        ));
     }
     if cfg.get("apiVersion").is_none() || cfg.get("kind").is_none() {
-        return Err(ApiError::bad_request("apiVersion and kind must be set in an apply configuration"));
+        return Err(ApiError::bad_request(
+            "apiVersion and kind must be set in an apply configuration",
+        ));
     }
     check_type(t, &cfg)?;
     if meta::meta_str(&cfg, "name").is_some_and(|n| n != t.name) {
-        return Err(ApiError::bad_request("the name in the apply configuration does not match the name on the URL"));
+        return Err(ApiError::bad_request(
+            "the name in the apply configuration does not match the name on the URL",
+        ));
     }
-    if cfg["metadata"].get("managedFields").is_some_and(|m| !m.is_null()) {
-        return Err(ApiError::bad_request("metadata.managedFields must be nil in an apply configuration"));
+    if cfg["metadata"]
+        .get("managedFields")
+        .is_some_and(|m| !m.is_null())
+    {
+        return Err(ApiError::bad_request(
+            "metadata.managedFields must be nil in an apply configuration",
+        ));
     }
     let ts = meta::timestamp(now);
     let api_version = t.api_version();
-    let w = Writer { manager: &opts.manager, api_version: &api_version, time: &ts, scope: t.scope() };
+    let w = Writer {
+        manager: &opts.manager,
+        api_version: &api_version,
+        time: &ts,
+        scope: t.scope(),
+    };
     let current = store.get(&t.def.gr(), &t.namespace, &t.name).cloned();
     if let Some(live) = &current {
         check_rv(t, live, &cfg)?;
@@ -304,12 +393,28 @@ fn apply(store: &mut Store, t: &Target, mut cfg: Value, opts: &WriteOpts, now: D
     let Some(live) = current else {
         // Apply creates: run the create rules on the merged object, keeping its ownership.
         let managed = merged["metadata"]["managedFields"].clone();
-        let mut created_obj = create(store, t, strip_managed(merged), &WriteOpts { dry_run: true, ..opts.clone() }, now)?;
+        let mut created_obj = create(
+            store,
+            t,
+            strip_managed(merged),
+            &WriteOpts {
+                dry_run: true,
+                ..opts.clone()
+            },
+            now,
+        )?;
         meta::metadata_mut(&mut created_obj).insert("managedFields".into(), managed);
         return created(store, t, created_obj, opts.dry_run, &ts);
     };
     let new = split_status(t, &live, meta::carry_server_metadata(merged, &live));
-    commit(store, t, &live, serve(new, &t.def, &t.version), opts.dry_run, now)
+    commit(
+        store,
+        t,
+        &live,
+        serve(new, &t.def, &t.version),
+        opts.dry_run,
+        now,
+    )
 }
 
 fn strip_managed(mut obj: Value) -> Value {
@@ -319,17 +424,32 @@ fn strip_managed(mut obj: Value) -> Value {
 
 /// Finishes a write of an existing object: finalizer rules, `generation`, no-op detection,
 /// CRD side effects, and completion of a pending deletion when the last finalizer goes.
-fn commit(store: &mut Store, t: &Target, live: &Value, mut new: Value, dry_run: bool, now: DateTime<Utc>) -> Result<Value, ApiError> {
+fn commit(
+    store: &mut Store,
+    t: &Target,
+    live: &Value,
+    mut new: Value,
+    dry_run: bool,
+    now: DateTime<Utc>,
+) -> Result<Value, ApiError> {
     let m = meta::metadata_mut(&mut new);
     m.insert("name".into(), json!(t.name));
     if t.def.namespaced {
         m.insert("namespace".into(), json!(t.namespace));
     }
-    m.insert("resourceVersion".into(), live["metadata"]["resourceVersion"].clone());
+    m.insert(
+        "resourceVersion".into(),
+        live["metadata"]["resourceVersion"].clone(),
+    );
     if meta::meta_str(live, "deletionTimestamp").is_some() {
         let before = meta::finalizers(live);
         if meta::finalizers(&new).iter().any(|f| !before.contains(f)) {
-            return Err(ApiError::invalid(t.subject(), &t.def.kind, "metadata.finalizers", "no new finalizers can be added if the object is being deleted"));
+            return Err(ApiError::invalid(
+                t.subject(),
+                &t.def.kind,
+                "metadata.finalizers",
+                "no new finalizers can be added if the object is being deleted",
+            ));
         }
     }
     if meta::generation_changed(live, &new) {
@@ -343,7 +463,10 @@ fn commit(store: &mut Store, t: &Target, live: &Value, mut new: Value, dry_run: 
     if t.def.gr() == crd_gr() && !t.status {
         let ts = meta::timestamp(now);
         register_crd(store, t, &mut new, &ts, dry_run)?;
-        new["status"] = live.get("status").cloned().unwrap_or_else(|| crd_status(&new, &ts));
+        new["status"] = live
+            .get("status")
+            .cloned()
+            .unwrap_or_else(|| crd_status(&new, &ts));
     }
     if dry_run {
         return Ok(new);
@@ -354,5 +477,9 @@ fn commit(store: &mut Store, t: &Target, live: &Value, mut new: Value, dry_run: 
         let removed = gc::remove_now(store, &t.def.gr(), &t.namespace, &t.name, now).unwrap_or(new);
         return Ok(serve(removed, &t.def, &t.version));
     }
-    Ok(serve(store.put(&t.def.gr(), new, EventKind::Modified), &t.def, &t.version))
+    Ok(serve(
+        store.put(&t.def.gr(), new, EventKind::Modified),
+        &t.def,
+        &t.version,
+    ))
 }

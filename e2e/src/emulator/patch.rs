@@ -31,9 +31,8 @@ impl PatchKind {
 pub fn parse_body(body: &[u8], yaml_allowed: bool) -> Result<Value, String> {
     match serde_json::from_slice::<Value>(body) {
         Ok(v) => Ok(v),
-        Err(json_err) if yaml_allowed => {
-            serde_norway::from_slice::<Value>(body).map_err(|e| format!("unable to decode the body as json ({json_err}) or yaml ({e})"))
-        }
+        Err(json_err) if yaml_allowed => serde_norway::from_slice::<Value>(body)
+            .map_err(|e| format!("unable to decode the body as json ({json_err}) or yaml ({e})")),
         Err(e) => Err(format!("unable to decode the body as json: {e}")),
     }
 }
@@ -49,8 +48,8 @@ pub fn patch(target: &Value, kind: PatchKind, body: &Value) -> Result<Value, Str
             json_patch::merge(&mut out, body);
         }
         PatchKind::Json => {
-            let ops: json_patch::Patch =
-                serde_json::from_value(body.clone()).map_err(|e| format!("invalid json patch: {e}"))?;
+            let ops: json_patch::Patch = serde_json::from_value(body.clone())
+                .map_err(|e| format!("invalid json patch: {e}"))?;
             json_patch::patch(&mut out, &ops).map_err(|e| format!("json patch failed: {e}"))?;
         }
         PatchKind::Apply => return Err("apply patches are not plain patches".into()),
@@ -67,8 +66,14 @@ mod tests {
     fn content_types() {
         let cases = [
             ("application/merge-patch+json", Some(PatchKind::Merge)),
-            ("application/json-patch+json; charset=utf-8", Some(PatchKind::Json)),
-            ("application/strategic-merge-patch+json", Some(PatchKind::Strategic)),
+            (
+                "application/json-patch+json; charset=utf-8",
+                Some(PatchKind::Json),
+            ),
+            (
+                "application/strategic-merge-patch+json",
+                Some(PatchKind::Strategic),
+            ),
             ("application/apply-patch+yaml", Some(PatchKind::Apply)),
             ("application/json", None),
         ];
@@ -81,11 +86,28 @@ mod tests {
     fn patch_table() {
         let base = json!({"spec": {"a": 1, "list": [1, 2]}, "metadata": {"labels": {"x": "1"}}});
         let cases = [
-            (PatchKind::Merge, json!({"spec": {"a": null, "b": 2}}), Ok(json!({"spec": {"list": [1, 2], "b": 2}, "metadata": {"labels": {"x": "1"}}}))),
-            (PatchKind::Strategic, json!({"spec": {"list": [3]}}), Ok(json!({"spec": {"a": 1, "list": [3]}, "metadata": {"labels": {"x": "1"}}}))),
-            (PatchKind::Json, json!([{"op": "replace", "path": "/spec/a", "value": 7}, {"op": "add", "path": "/spec/list/-", "value": 3}]),
-             Ok(json!({"spec": {"a": 7, "list": [1, 2, 3]}, "metadata": {"labels": {"x": "1"}}}))),
-            (PatchKind::Json, json!([{"op": "test", "path": "/spec/a", "value": 2}]), Err(())),
+            (
+                PatchKind::Merge,
+                json!({"spec": {"a": null, "b": 2}}),
+                Ok(json!({"spec": {"list": [1, 2], "b": 2}, "metadata": {"labels": {"x": "1"}}})),
+            ),
+            (
+                PatchKind::Strategic,
+                json!({"spec": {"list": [3]}}),
+                Ok(json!({"spec": {"a": 1, "list": [3]}, "metadata": {"labels": {"x": "1"}}})),
+            ),
+            (
+                PatchKind::Json,
+                json!([{"op": "replace", "path": "/spec/a", "value": 7}, {"op": "add", "path": "/spec/list/-", "value": 3}]),
+                Ok(
+                    json!({"spec": {"a": 7, "list": [1, 2, 3]}, "metadata": {"labels": {"x": "1"}}}),
+                ),
+            ),
+            (
+                PatchKind::Json,
+                json!([{"op": "test", "path": "/spec/a", "value": 2}]),
+                Err(()),
+            ),
             (PatchKind::Json, json!({"op": "add"}), Err(())),
             (PatchKind::Merge, json!([1]), Err(())),
         ];
@@ -98,7 +120,10 @@ mod tests {
     #[test]
     fn bodies_parse_as_json_or_yaml() {
         assert_eq!(parse_body(b"{\"a\":1}", false).unwrap(), json!({"a": 1}));
-        assert_eq!(parse_body(b"a: 1\nb: [x]\n", true).unwrap(), json!({"a": 1, "b": ["x"]}));
+        assert_eq!(
+            parse_body(b"a: 1\nb: [x]\n", true).unwrap(),
+            json!({"a": 1, "b": ["x"]})
+        );
         assert!(parse_body(b"a: 1\n", false).is_err());
     }
 }

@@ -34,7 +34,10 @@ pub struct ResourceDef {
 
 impl ResourceDef {
     pub fn gr(&self) -> GroupResource {
-        GroupResource { group: self.group.clone(), resource: self.plural.clone() }
+        GroupResource {
+            group: self.group.clone(),
+            resource: self.plural.clone(),
+        }
     }
 
     pub fn api_version(&self, version: &str) -> String {
@@ -54,10 +57,27 @@ impl ResourceDef {
 }
 
 /// (group, version, kind, plural, namespaced, status subresource, short names, extra fields)
-type Builtin = (&'static str, &'static str, &'static str, &'static str, bool, bool, &'static [&'static str], &'static [&'static str]);
+type Builtin = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    bool,
+    &'static [&'static str],
+    &'static [&'static str],
+);
 
-const INVOLVED: &[&str] = &["involvedObject.kind", "involvedObject.name", "involvedObject.namespace", "involvedObject.uid", "reason", "type"];
+const INVOLVED: &[&str] = &[
+    "involvedObject.kind",
+    "involvedObject.name",
+    "involvedObject.namespace",
+    "involvedObject.uid",
+    "reason",
+    "type",
+];
 
+#[rustfmt::skip]
 const BUILTINS: &[Builtin] = &[
     ("", "v1", "Namespace", "namespaces", false, true, &["ns"], &["status.phase"]),
     ("", "v1", "ConfigMap", "configmaps", true, false, &["cm"], &[]),
@@ -98,26 +118,30 @@ impl Registry {
     pub fn builtin() -> Self {
         let defs = BUILTINS
             .iter()
-            .map(|(group, version, kind, plural, namespaced, status, short, extra)| ResourceDef {
-                group: group.to_string(),
-                versions: vec![version.to_string()],
-                kind: kind.to_string(),
-                plural: plural.to_string(),
-                singular: kind.to_lowercase(),
-                namespaced: *namespaced,
-                status: *status,
-                short_names: short.iter().map(|s| s.to_string()).collect(),
-                categories: Vec::new(),
-                extra_fields: extra.iter().map(|s| s.to_string()).collect(),
-                crd: None,
-            })
+            .map(
+                |(group, version, kind, plural, namespaced, status, short, extra)| ResourceDef {
+                    group: group.to_string(),
+                    versions: vec![version.to_string()],
+                    kind: kind.to_string(),
+                    plural: plural.to_string(),
+                    singular: kind.to_lowercase(),
+                    namespaced: *namespaced,
+                    status: *status,
+                    short_names: short.iter().map(|s| s.to_string()).collect(),
+                    categories: Vec::new(),
+                    extra_fields: extra.iter().map(|s| s.to_string()).collect(),
+                    crd: None,
+                },
+            )
             .collect();
         Registry { defs }
     }
 
     /// The type served at `group/version` under `plural`.
     pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceDef> {
-        self.defs.iter().find(|d| d.group == group && d.plural == plural && d.versions.iter().any(|v| v == version))
+        self.defs.iter().find(|d| {
+            d.group == group && d.plural == plural && d.versions.iter().any(|v| v == version)
+        })
     }
 
     pub fn defs(&self) -> &[ResourceDef] {
@@ -162,16 +186,23 @@ impl Registry {
 
     /// Removes the type registered by the CRD named `crd_name`, returning it.
     pub fn remove_crd(&mut self, crd_name: &str) -> Option<ResourceDef> {
-        let idx = self.defs.iter().position(|d| d.crd.as_deref() == Some(crd_name))?;
+        let idx = self
+            .defs
+            .iter()
+            .position(|d| d.crd.as_deref() == Some(crd_name))?;
         Some(self.defs.remove(idx))
     }
 }
 
 /// Kubernetes version priority: GA over beta over alpha, higher numbers first; others last.
 pub fn version_priority(v: &str) -> (u8, u32, u32) {
-    let Some(rest) = v.strip_prefix('v') else { return (0, 0, 0) };
+    let Some(rest) = v.strip_prefix('v') else {
+        return (0, 0, 0);
+    };
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    let Ok(major) = digits.parse::<u32>() else { return (0, 0, 0) };
+    let Ok(major) = digits.parse::<u32>() else {
+        return (0, 0, 0);
+    };
     let tail = &rest[digits.len()..];
     let (level, tail) = if tail.is_empty() {
         return (3, major, 0);
@@ -193,11 +224,19 @@ pub fn crd_to_def(crd: &Value) -> Result<ResourceDef, (String, String)> {
     let bad = |field: &str, why: &str| Err((field.to_string(), why.to_string()));
     let spec = &crd["spec"];
     let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    let (group, plural, kind) = (s(&spec["group"]), s(&spec["names"]["plural"]), s(&spec["names"]["kind"]));
+    let (group, plural, kind) = (
+        s(&spec["group"]),
+        s(&spec["names"]["plural"]),
+        s(&spec["names"]["kind"]),
+    );
     if group.is_empty() || !group.contains('.') {
         return bad("spec.group", "should be a domain with at least one dot");
     }
-    if plural.is_empty() || plural.chars().any(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')) {
+    if plural.is_empty()
+        || plural
+            .chars()
+            .any(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+    {
         return bad("spec.names.plural", "must be a lowercase DNS-1035 label");
     }
     if kind.is_empty() {
@@ -205,26 +244,53 @@ pub fn crd_to_def(crd: &Value) -> Result<ResourceDef, (String, String)> {
     }
     let name = s(&crd["metadata"]["name"]);
     if name != format!("{plural}.{group}") {
-        return bad("metadata.name", "must be spec.names.plural+\".\"+spec.group");
+        return bad(
+            "metadata.name",
+            "must be spec.names.plural+\".\"+spec.group",
+        );
     }
     let namespaced = match spec["scope"].as_str() {
         Some("Namespaced") => true,
         Some("Cluster") => false,
-        _ => return bad("spec.scope", "supported values: \"Cluster\", \"Namespaced\""),
+        _ => {
+            return bad(
+                "spec.scope",
+                "supported values: \"Cluster\", \"Namespaced\"",
+            )
+        }
     };
     let versions = spec["versions"].as_array().cloned().unwrap_or_default();
     if versions.is_empty() {
         return bad("spec.versions", "must have at least one version");
     }
-    if versions.iter().filter(|v| v["storage"].as_bool() == Some(true)).count() != 1 {
-        return bad("spec.versions", "must have exactly one version marked as storage version");
+    if versions
+        .iter()
+        .filter(|v| v["storage"].as_bool() == Some(true))
+        .count()
+        != 1
+    {
+        return bad(
+            "spec.versions",
+            "must have exactly one version marked as storage version",
+        );
     }
-    let mut served: Vec<String> =
-        versions.iter().filter(|v| v["served"].as_bool() == Some(true)).map(|v| s(&v["name"])).collect();
+    let mut served: Vec<String> = versions
+        .iter()
+        .filter(|v| v["served"].as_bool() == Some(true))
+        .map(|v| s(&v["name"]))
+        .collect();
     served.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
-    let status = versions.iter().any(|v| v["subresources"]["status"].is_object());
+    let status = versions
+        .iter()
+        .any(|v| v["subresources"]["status"].is_object());
     let strings = |v: &Value| -> Vec<String> {
-        v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let singular = match s(&spec["names"]["singular"]) {
         x if x.is_empty() => kind.to_lowercase(),

@@ -12,7 +12,10 @@ pub enum Route {
     /// `/apis/<group>`
     Group(String),
     /// `/api/v1`, `/apis/<group>/<version>`
-    Resources { group: String, version: String },
+    Resources {
+        group: String,
+        version: String,
+    },
     /// A collection, object or subresource.
     Resource(ResourcePath),
     Unknown,
@@ -50,7 +53,11 @@ fn decode(seg: &str) -> String {
 
 /// Parses a request path (without query string).
 pub fn parse(path: &str) -> Route {
-    let segs: Vec<String> = path.split('/').filter(|s| !s.is_empty()).map(decode).collect();
+    let segs: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(decode)
+        .collect();
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let (group, version, rest) = match s.as_slice() {
         ["version"] => return Route::Version,
@@ -61,9 +68,18 @@ pub fn parse(path: &str) -> Route {
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => return Route::Unknown,
     };
-    let mut p = ResourcePath { group: group.into(), version: version.into(), ..Default::default() };
+    let mut p = ResourcePath {
+        group: group.into(),
+        version: version.into(),
+        ..Default::default()
+    };
     let tail = match rest {
-        [] => return Route::Resources { group: group.into(), version: version.into() },
+        [] => {
+            return Route::Resources {
+                group: group.into(),
+                version: version.into(),
+            }
+        }
         ["namespaces", ns, sub @ ("status" | "finalize")] => {
             p.plural = "namespaces".into();
             p.name = Some(ns.to_string());
@@ -96,7 +112,13 @@ pub fn parse(path: &str) -> Route {
 mod tests {
     use super::*;
 
-    fn res(group: &str, ns: Option<&str>, plural: &str, name: Option<&str>, sub: Option<&str>) -> Route {
+    fn res(
+        group: &str,
+        ns: Option<&str>,
+        plural: &str,
+        name: Option<&str>,
+        sub: Option<&str>,
+    ) -> Route {
         Route::Resource(ResourcePath {
             group: group.into(),
             version: "v1".into(),
@@ -114,16 +136,52 @@ mod tests {
             ("/api", Route::CoreVersions),
             ("/apis", Route::Groups),
             ("/apis/apps", Route::Group("apps".into())),
-            ("/api/v1", Route::Resources { group: "".into(), version: "v1".into() }),
-            ("/apis/apps/v1", Route::Resources { group: "apps".into(), version: "v1".into() }),
-            ("/api/v1/namespaces", res("", None, "namespaces", None, None)),
-            ("/api/v1/namespaces/ns1", res("", None, "namespaces", Some("ns1"), None)),
-            ("/api/v1/namespaces/ns1/status", res("", None, "namespaces", Some("ns1"), Some("status"))),
-            ("/api/v1/namespaces/ns1/configmaps", res("", Some("ns1"), "configmaps", None, None)),
-            ("/api/v1/namespaces/ns1/configmaps/c", res("", Some("ns1"), "configmaps", Some("c"), None)),
-            ("/apis/apps/v1/namespaces/n/deployments/d/status", res("apps", Some("n"), "deployments", Some("d"), Some("status"))),
-            ("/apis/apps/v1/deployments", res("apps", None, "deployments", None, None)),
-            ("/apis/rbac/v1/clusterroles/system%3Aadmin", res("rbac", None, "clusterroles", Some("system:admin"), None)),
+            (
+                "/api/v1",
+                Route::Resources {
+                    group: "".into(),
+                    version: "v1".into(),
+                },
+            ),
+            (
+                "/apis/apps/v1",
+                Route::Resources {
+                    group: "apps".into(),
+                    version: "v1".into(),
+                },
+            ),
+            (
+                "/api/v1/namespaces",
+                res("", None, "namespaces", None, None),
+            ),
+            (
+                "/api/v1/namespaces/ns1",
+                res("", None, "namespaces", Some("ns1"), None),
+            ),
+            (
+                "/api/v1/namespaces/ns1/status",
+                res("", None, "namespaces", Some("ns1"), Some("status")),
+            ),
+            (
+                "/api/v1/namespaces/ns1/configmaps",
+                res("", Some("ns1"), "configmaps", None, None),
+            ),
+            (
+                "/api/v1/namespaces/ns1/configmaps/c",
+                res("", Some("ns1"), "configmaps", Some("c"), None),
+            ),
+            (
+                "/apis/apps/v1/namespaces/n/deployments/d/status",
+                res("apps", Some("n"), "deployments", Some("d"), Some("status")),
+            ),
+            (
+                "/apis/apps/v1/deployments",
+                res("apps", None, "deployments", None, None),
+            ),
+            (
+                "/apis/rbac/v1/clusterroles/system%3Aadmin",
+                res("rbac", None, "clusterroles", Some("system:admin"), None),
+            ),
             ("/healthz", Route::Unknown),
             ("/api/v1/a/b/c/d", Route::Unknown),
         ];

@@ -45,11 +45,14 @@ fn split_top_level(s: &str) -> Vec<&str> {
 fn valid_key(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= 317
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
 }
 
 fn valid_value(v: &str) -> bool {
-    v.len() <= 63 && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    v.len() <= 63
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn parse_set(rest: &str) -> Result<Vec<String>, String> {
@@ -67,10 +70,20 @@ fn parse_set(rest: &str) -> Result<Vec<String>, String> {
 
 fn parse_requirement(raw: &str) -> Result<Requirement, String> {
     let r = raw.trim();
-    let key_ok = |k: &str| if valid_key(k) { Ok(k.to_string()) } else { Err(format!("invalid label key {k:?}")) };
+    let key_ok = |k: &str| {
+        if valid_key(k) {
+            Ok(k.to_string())
+        } else {
+            Err(format!("invalid label key {k:?}"))
+        }
+    };
     let value_ok = |v: &str| {
         let v = v.trim();
-        if valid_value(v) { Ok(v.to_string()) } else { Err(format!("invalid label value {v:?}")) }
+        if valid_value(v) {
+            Ok(v.to_string())
+        } else {
+            Err(format!("invalid label value {v:?}"))
+        }
     };
     if let Some(key) = r.strip_prefix('!') {
         return Ok(Requirement::DoesNotExist(key_ok(key.trim())?));
@@ -102,7 +115,11 @@ impl LabelSelector {
         if s.trim().is_empty() {
             return Ok(LabelSelector::default());
         }
-        split_top_level(s).into_iter().map(parse_requirement).collect::<Result<_, _>>().map(LabelSelector)
+        split_top_level(s)
+            .into_iter()
+            .map(parse_requirement)
+            .collect::<Result<_, _>>()
+            .map(LabelSelector)
     }
 
     /// Whether an object's `metadata.labels` satisfy every requirement.
@@ -200,7 +217,10 @@ mod tests {
     #[test]
     fn label_selector_rejects_garbage() {
         for sel in ["app in db", "a b c", "app=we b", "=x", "app in (a,b"] {
-            assert!(LabelSelector::parse(sel).is_err(), "{sel:?} should not parse");
+            assert!(
+                LabelSelector::parse(sel).is_err(),
+                "{sel:?} should not parse"
+            );
         }
     }
 
@@ -219,7 +239,11 @@ mod tests {
             ("", true),
         ];
         for (sel, want) in cases {
-            assert_eq!(FieldSelector::parse(sel, &supported).unwrap().matches(&o), want, "{sel:?}");
+            assert_eq!(
+                FieldSelector::parse(sel, &supported).unwrap().matches(&o),
+                want,
+                "{sel:?}"
+            );
         }
         let err = FieldSelector::parse("spec.foo=x", &supported).unwrap_err();
         assert_eq!(err, "field label not supported: spec.foo");

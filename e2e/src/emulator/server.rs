@@ -53,20 +53,29 @@ impl Req {
     }
 
     pub fn header(&self, name: header::HeaderName) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
     }
 }
 
 /// A JSON response.
 pub fn json(code: StatusCode, v: &Value) -> Response {
     let mut resp = (code, serde_json::to_vec(v).expect("json values serialise")).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
 /// An error as a `Status` response.
 pub fn error(e: &ApiError) -> Response {
-    json(StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &e.to_status())
+    json(
+        StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &e.to_status(),
+    )
 }
 
 /// The router: everything goes through one handler.
@@ -77,10 +86,23 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .with_state(shared)
 }
 
-async fn handle(State(sh): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(sh): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let query: HashMap<String, String> =
-        url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
-    let req = Req { method, query, headers, body };
+        url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let req = Req {
+        method,
+        query,
+        headers,
+        body,
+    };
     tracing::debug!(method = %req.method, path = uri.path(), "emulator request");
     match dispatch(&sh, route::parse(uri.path()), &req).await {
         Ok(resp) => resp,
@@ -88,16 +110,28 @@ async fn handle(State(sh): State<Arc<Shared>>, method: Method, uri: Uri, headers
     }
 }
 
-fn discovery_doc(req: &Req, doc: Option<Value>, aggregated: Option<Value>) -> Result<Response, ApiError> {
+fn discovery_doc(
+    req: &Req,
+    doc: Option<Value>,
+    aggregated: Option<Value>,
+) -> Result<Response, ApiError> {
     if req.method != Method::GET {
-        return Err(ApiError::method_not_allowed("discovery documents are read-only"));
+        return Err(ApiError::method_not_allowed(
+            "discovery documents are read-only",
+        ));
     }
-    if let Some(agg) = aggregated.filter(|_| discovery::wants_aggregated(req.header(header::ACCEPT))) {
+    if let Some(agg) =
+        aggregated.filter(|_| discovery::wants_aggregated(req.header(header::ACCEPT)))
+    {
         let mut resp = json(StatusCode::OK, &agg);
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(discovery::AGGREGATED_CONTENT_TYPE));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(discovery::AGGREGATED_CONTENT_TYPE),
+        );
         return Ok(resp);
     }
-    doc.map(|d| json(StatusCode::OK, &d)).ok_or_else(|| ApiError::no_route("discovery"))
+    doc.map(|d| json(StatusCode::OK, &d))
+        .ok_or_else(|| ApiError::no_route("discovery"))
 }
 
 async fn dispatch(sh: &Arc<Shared>, route: Route, req: &Req) -> Result<Response, ApiError> {
@@ -110,14 +144,19 @@ async fn dispatch(sh: &Arc<Shared>, route: Route, req: &Req) -> Result<Response,
         Route::Groups => {
             let (doc, agg) = {
                 let s = sh.lock();
-                (discovery::group_list(&s.registry), discovery::aggregated(&s.registry, false))
+                (
+                    discovery::group_list(&s.registry),
+                    discovery::aggregated(&s.registry, false),
+                )
             };
             discovery_doc(req, Some(doc), Some(agg))
         }
         Route::Group(g) => discovery_doc(req, discovery::group(&sh.lock().registry, &g), None),
-        Route::Resources { group, version } => {
-            discovery_doc(req, discovery::resource_list(&sh.lock().registry, &group, &version), None)
-        }
+        Route::Resources { group, version } => discovery_doc(
+            req,
+            discovery::resource_list(&sh.lock().registry, &group, &version),
+            None,
+        ),
         Route::Resource(p) => {
             let target = resolve(sh, &p)?;
             handlers::resource(sh, target, p.name.is_none(), req).await
@@ -129,7 +168,12 @@ async fn dispatch(sh: &Arc<Shared>, route: Route, req: &Req) -> Result<Response,
 /// Looks the path's type up and checks its scope and subresource.
 fn resolve(sh: &Shared, p: &ResourcePath) -> Result<Target, ApiError> {
     let not_found = || ApiError::no_route(&format!("{}/{} {}", p.group, p.version, p.plural));
-    let def = sh.lock().registry.find(&p.group, &p.version, &p.plural).cloned().ok_or_else(not_found)?;
+    let def = sh
+        .lock()
+        .registry
+        .find(&p.group, &p.version, &p.plural)
+        .cloned()
+        .ok_or_else(not_found)?;
     if p.namespace.is_some() && !def.namespaced {
         return Err(not_found());
     }
@@ -153,7 +197,9 @@ fn resolve(sh: &Shared, p: &ResourcePath) -> Result<Target, ApiError> {
 /// A streaming response body fed by a channel.
 pub fn stream_body(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Body {
     let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
     });
     Body::from_stream(stream)
 }

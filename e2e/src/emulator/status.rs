@@ -49,7 +49,12 @@ impl Subject<'_> {
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     fn with_details(mut self, details: Value) -> Self {
@@ -58,13 +63,21 @@ impl ApiError {
     }
 
     pub fn not_found(s: Subject<'_>) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{}\" not found", s.qualified(), s.name))
-            .with_details(s.details())
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{}\" not found", s.qualified(), s.name),
+        )
+        .with_details(s.details())
     }
 
     pub fn already_exists(s: Subject<'_>) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} \"{}\" already exists", s.qualified(), s.name))
-            .with_details(s.details())
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{}\" already exists", s.qualified(), s.name),
+        )
+        .with_details(s.details())
     }
 
     /// The optimistic-concurrency failure of a write carrying a stale `resourceVersion`.
@@ -83,7 +96,11 @@ impl ApiError {
     }
 
     /// A server-side apply conflict: `conflicts` are `(manager, field path)` pairs.
-    pub fn apply_conflict(s: Subject<'_>, api_version: &str, conflicts: &[(String, String)]) -> Self {
+    pub fn apply_conflict(
+        s: Subject<'_>,
+        api_version: &str,
+        conflicts: &[(String, String)],
+    ) -> Self {
         let lines: Vec<String> = conflicts
             .iter()
             .map(|(m, f)| format!("conflict with \"{m}\" using {api_version}: {f}"))
@@ -92,7 +109,11 @@ impl ApiError {
         let message = if lines.len() == 1 {
             format!("Apply failed with 1 conflict: {}", lines[0])
         } else {
-            format!("Apply failed with {} conflict{plural}: {}", lines.len(), lines.join("\n"))
+            format!(
+                "Apply failed with {} conflict{plural}: {}",
+                lines.len(),
+                lines.join("\n")
+            )
         };
         let causes: Vec<Value> = conflicts
             .iter()
@@ -111,9 +132,14 @@ impl ApiError {
     pub fn invalid(s: Subject<'_>, kind: &str, field: &str, why: &str) -> Self {
         let mut details = s.details();
         details["kind"] = Value::String(kind.to_string());
-        details["causes"] = json!([{"reason": "FieldValueInvalid", "message": why, "field": field}]);
-        Self::new(422, "Invalid", format!("{kind} \"{}\" is invalid: {field}: {why}", s.name))
-            .with_details(details)
+        details["causes"] =
+            json!([{"reason": "FieldValueInvalid", "message": why, "field": field}]);
+        Self::new(
+            422,
+            "Invalid",
+            format!("{kind} \"{}\" is invalid: {field}: {why}", s.name),
+        )
+        .with_details(details)
     }
 
     /// A resourceVersion older than the retained history (HTTP 410, reason `Expired`, as the
@@ -135,12 +161,20 @@ impl ApiError {
     }
 
     pub fn unsupported_media_type(content_type: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format: {content_type}"))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format: {content_type}"),
+        )
     }
 
     /// A path the emulator serves nothing at.
     pub fn no_route(path: &str) -> Self {
-        Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+        Self::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
     }
 
     /// The `Status` object body.
@@ -172,13 +206,27 @@ pub fn success_status(s: Subject<'_>, uid: &str) -> Value {
 mod tests {
     use super::*;
 
-    const CM: Subject<'static> = Subject { group: "", resource: "configmaps", name: "a" };
+    const CM: Subject<'static> = Subject {
+        group: "",
+        resource: "configmaps",
+        name: "a",
+    };
 
     #[test]
     fn statuses_carry_code_reason_and_message() {
         let cases = [
-            (ApiError::not_found(CM), 404, "NotFound", "configmaps \"a\" not found"),
-            (ApiError::already_exists(CM), 409, "AlreadyExists", "configmaps \"a\" already exists"),
+            (
+                ApiError::not_found(CM),
+                404,
+                "NotFound",
+                "configmaps \"a\" not found",
+            ),
+            (
+                ApiError::already_exists(CM),
+                409,
+                "AlreadyExists",
+                "configmaps \"a\" already exists",
+            ),
             (ApiError::expired("too old"), 410, "Expired", "too old"),
             (ApiError::bad_request("no"), 400, "BadRequest", "no"),
         ];
@@ -193,16 +241,33 @@ mod tests {
 
     #[test]
     fn apply_conflict_lists_every_field() {
-        let d = Subject { group: "apps", resource: "deployments", name: "web" };
+        let d = Subject {
+            group: "apps",
+            resource: "deployments",
+            name: "web",
+        };
         let e = ApiError::apply_conflict(
             d,
             "apps/v1",
-            &[("a".into(), ".spec.replicas".into()), ("b".into(), ".spec.paused".into())],
+            &[
+                ("a".into(), ".spec.replicas".into()),
+                ("b".into(), ".spec.paused".into()),
+            ],
         );
         assert_eq!(e.code, 409);
-        assert!(e.message.starts_with("Apply failed with 2 conflicts"), "{}", e.message);
-        let causes = e.to_status()["details"]["causes"].as_array().cloned().unwrap();
-        let fields: Vec<&str> = causes.iter().map(|c| c["field"].as_str().unwrap()).collect();
+        assert!(
+            e.message.starts_with("Apply failed with 2 conflicts"),
+            "{}",
+            e.message
+        );
+        let causes = e.to_status()["details"]["causes"]
+            .as_array()
+            .cloned()
+            .unwrap();
+        let fields: Vec<&str> = causes
+            .iter()
+            .map(|c| c["field"].as_str().unwrap())
+            .collect();
         assert_eq!(fields, [".spec.replicas", ".spec.paused"]);
         assert_eq!(ApiError::conflict(CM).reason, "Conflict");
     }

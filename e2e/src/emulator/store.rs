@@ -86,11 +86,17 @@ impl Store {
     }
 
     pub fn get(&self, gr: &GroupResource, namespace: &str, name: &str) -> Option<&Value> {
-        self.objects.get(gr)?.get(&(namespace.to_string(), name.to_string()))
+        self.objects
+            .get(gr)?
+            .get(&(namespace.to_string(), name.to_string()))
     }
 
     /// Objects of a type, in one namespace or (with `None`) all, ordered by namespace and name.
-    pub fn list<'a>(&'a self, gr: &GroupResource, namespace: Option<&'a str>) -> impl Iterator<Item = &'a Value> + 'a {
+    pub fn list<'a>(
+        &'a self,
+        gr: &GroupResource,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
         self.objects
             .get(gr)
             .into_iter()
@@ -101,16 +107,30 @@ impl Store {
 
     /// Every stored object with its type, for garbage collection scans.
     pub fn all(&self) -> impl Iterator<Item = (&GroupResource, &Value)> {
-        self.objects.iter().flat_map(|(gr, m)| m.values().map(move |v| (gr, v)))
+        self.objects
+            .iter()
+            .flat_map(|(gr, m)| m.values().map(move |v| (gr, v)))
     }
 
     /// Stores `obj` under a new resourceVersion and records the event; returns the stored copy.
     pub fn put(&mut self, gr: &GroupResource, mut obj: Value, kind: EventKind) -> Value {
         self.rv += 1;
-        meta::metadata_mut(&mut obj).insert("resourceVersion".into(), Value::String(self.rv.to_string()));
+        meta::metadata_mut(&mut obj)
+            .insert("resourceVersion".into(), Value::String(self.rv.to_string()));
         let key = key_of(&obj);
-        let prev = self.objects.entry(gr.clone()).or_default().insert(key.clone(), obj.clone());
-        self.emit(Event { rv: self.rv, kind, gr: gr.clone(), namespace: key.0, object: obj.clone(), prev });
+        let prev = self
+            .objects
+            .entry(gr.clone())
+            .or_default()
+            .insert(key.clone(), obj.clone());
+        self.emit(Event {
+            rv: self.rv,
+            kind,
+            gr: gr.clone(),
+            namespace: key.0,
+            object: obj.clone(),
+            prev,
+        });
         obj
     }
 
@@ -123,10 +143,21 @@ impl Store {
 
     /// Removes an object; the DELETED event carries its last state under a new resourceVersion.
     pub fn remove(&mut self, gr: &GroupResource, namespace: &str, name: &str) -> Option<Value> {
-        let mut obj = self.objects.get_mut(gr)?.remove(&(namespace.to_string(), name.to_string()))?;
+        let mut obj = self
+            .objects
+            .get_mut(gr)?
+            .remove(&(namespace.to_string(), name.to_string()))?;
         self.rv += 1;
-        meta::metadata_mut(&mut obj).insert("resourceVersion".into(), Value::String(self.rv.to_string()));
-        self.emit(Event { rv: self.rv, kind: EventKind::Deleted, gr: gr.clone(), namespace: namespace.to_string(), object: obj.clone(), prev: None });
+        meta::metadata_mut(&mut obj)
+            .insert("resourceVersion".into(), Value::String(self.rv.to_string()));
+        self.emit(Event {
+            rv: self.rv,
+            kind: EventKind::Deleted,
+            gr: gr.clone(),
+            namespace: namespace.to_string(),
+            object: obj.clone(),
+            prev: None,
+        });
         Some(obj)
     }
 
@@ -151,7 +182,10 @@ impl Store {
     /// Events after `rv` still in history, or [`Expired`] when some were already dropped.
     pub fn since(&self, rv: u64) -> Result<Vec<Arc<Event>>, Expired> {
         if rv < self.compacted {
-            return Err(Expired { requested: rv, oldest: self.compacted });
+            return Err(Expired {
+                requested: rv,
+                oldest: self.compacted,
+            });
         }
         Ok(self.history.iter().filter(|e| e.rv > rv).cloned().collect())
     }
@@ -166,7 +200,9 @@ impl Store {
 /// `(namespace, name)` of an object ("" namespace when cluster scoped).
 pub fn key_of(obj: &Value) -> Key {
     (
-        meta::meta_str(obj, "namespace").unwrap_or_default().to_string(),
+        meta::meta_str(obj, "namespace")
+            .unwrap_or_default()
+            .to_string(),
         meta::meta_str(obj, "name").unwrap_or_default().to_string(),
     )
 }
@@ -177,7 +213,10 @@ mod tests {
     use serde_json::json;
 
     fn gr() -> GroupResource {
-        GroupResource { group: String::new(), resource: "configmaps".into() }
+        GroupResource {
+            group: String::new(),
+            resource: "configmaps".into(),
+        }
     }
 
     #[test]
@@ -185,11 +224,24 @@ mod tests {
         let mut s = Store::new(3);
         let mut rx = s.subscribe();
         for i in 0..5 {
-            s.put(&gr(), json!({"metadata": {"name": format!("c{i}"), "namespace": "ns"}}), EventKind::Added);
+            s.put(
+                &gr(),
+                json!({"metadata": {"name": format!("c{i}"), "namespace": "ns"}}),
+                EventKind::Added,
+            );
         }
         assert_eq!(s.rv(), 5);
-        assert_eq!(s.get(&gr(), "ns", "c4").unwrap()["metadata"]["resourceVersion"], "5");
-        assert_eq!(s.since(1), Err(Expired { requested: 1, oldest: 2 }));
+        assert_eq!(
+            s.get(&gr(), "ns", "c4").unwrap()["metadata"]["resourceVersion"],
+            "5"
+        );
+        assert_eq!(
+            s.since(1).unwrap_err(),
+            Expired {
+                requested: 1,
+                oldest: 2
+            }
+        );
         let tail: Vec<u64> = s.since(2).unwrap().iter().map(|e| e.rv).collect();
         assert_eq!(tail, [3, 4, 5]);
         let gone = s.remove(&gr(), "ns", "c0").unwrap();

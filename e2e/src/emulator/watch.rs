@@ -50,8 +50,10 @@ impl WatchSpec {
     }
 
     fn line(&self, kind: &str, obj: &Value) -> Bytes {
-        let mut line = serde_json::to_vec(&json!({"type": kind, "object": serve(obj.clone(), &self.def, &self.version)}))
-            .expect("json values serialise");
+        let mut line = serde_json::to_vec(
+            &json!({"type": kind, "object": serve(obj.clone(), &self.def, &self.version)}),
+        )
+        .expect("json values serialise");
         line.push(b'\n');
         Bytes::from(line)
     }
@@ -89,7 +91,8 @@ impl WatchSpec {
 }
 
 fn error_line(err: &ApiError) -> Bytes {
-    let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": err.to_status()})).expect("json values serialise");
+    let mut line = serde_json::to_vec(&json!({"type": "ERROR", "object": err.to_status()}))
+        .expect("json values serialise");
     line.push(b'\n');
     Bytes::from(line)
 }
@@ -97,19 +100,29 @@ fn error_line(err: &ApiError) -> Bytes {
 /// Subscribes and computes the first lines (replay or synthetic ADDED events) under the
 /// store lock, so no event falls between them and the live stream. `Err` is the 410 line.
 #[allow(clippy::type_complexity)]
-fn begin(s: &Store, spec: &WatchSpec) -> Result<(broadcast::Receiver<Arc<Event>>, Vec<Bytes>, u64), Bytes> {
+fn begin(
+    s: &Store,
+    spec: &WatchSpec,
+) -> Result<(broadcast::Receiver<Arc<Event>>, Vec<Bytes>, u64), Bytes> {
     let rx = s.subscribe();
     let mut first = Vec::new();
     match spec.start {
         Start::After(rv) => match s.since(rv) {
             Ok(events) => first.extend(events.iter().filter_map(|e| spec.translate(e))),
             Err(exp) => {
-                let err = ApiError::expired(format!("too old resource version: {} ({})", exp.requested, exp.oldest + 1));
+                let err = ApiError::expired(format!(
+                    "too old resource version: {} ({})",
+                    exp.requested,
+                    exp.oldest + 1
+                ));
                 return Err(error_line(&err));
             }
         },
         Start::Current | Start::InitialEvents => {
-            for obj in s.list(&spec.def.gr(), spec.namespace.as_deref()).filter(|o| spec.selects(o)) {
+            for obj in s
+                .list(&spec.def.gr(), spec.namespace.as_deref())
+                .filter(|o| spec.selects(o))
+            {
                 first.push(spec.line("ADDED", obj));
             }
             if spec.start == Start::InitialEvents {
@@ -127,7 +140,12 @@ fn begin(s: &Store, spec: &WatchSpec) -> Result<(broadcast::Receiver<Arc<Event>>
 
 /// Runs one watch, writing lines into `out` until the timeout, a shutdown, a lagging
 /// receiver (answered with 410 like an expired watch) or the client going away.
-pub async fn run(store: Arc<Mutex<Store>>, spec: WatchSpec, out: mpsc::Sender<Bytes>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    store: Arc<Mutex<Store>>,
+    spec: WatchSpec,
+    out: mpsc::Sender<Bytes>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let begun = {
         let s = store.lock().unwrap_or_else(|e| e.into_inner());
         begin(&s, &spec)
