@@ -177,6 +177,36 @@ pub fn owner_uids(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// What the API server does to a core `Secret` on every write: `stringData` entries are
+/// base64-encoded into `data` (winning over `data` keys of the same name) and dropped, and a
+/// missing `type` becomes `Opaque`.
+pub fn normalize_secret(obj: &mut Value) {
+    use base64::Engine as _;
+    let Some(o) = obj.as_object_mut() else { return };
+    if let Some(Value::Object(strings)) = o.remove("stringData") {
+        let data = o.entry("data").or_insert_with(|| Value::Object(Map::new()));
+        if !data.is_object() {
+            *data = Value::Object(Map::new());
+        }
+        let data = data.as_object_mut().expect("object ensured above");
+        for (k, v) in strings {
+            let text = v
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| v.to_string());
+            data.insert(
+                k,
+                Value::String(base64::engine::general_purpose::STANDARD.encode(text)),
+            );
+        }
+    }
+    if o.get("type")
+        .is_none_or(|t| t.as_str().is_none_or(str::is_empty))
+    {
+        o.insert("type".into(), Value::String("Opaque".into()));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +251,25 @@ mod tests {
         ];
         for (name, ns, ok) in cases {
             assert_eq!(validate_name(name, ns).is_ok(), ok, "{name:?} ns={ns}");
+        }
+    }
+
+    #[test]
+    fn secret_normalization_table() {
+        let cases = [
+            (
+                json!({"stringData": {"a": "hi"}}),
+                json!({"data": {"a": "aGk="}, "type": "Opaque"}),
+            ),
+            (
+                json!({"data": {"a": "eA==", "b": "eQ=="}, "stringData": {"a": "hi"}, "type": "kubernetes.io/tls"}),
+                json!({"data": {"a": "aGk=", "b": "eQ=="}, "type": "kubernetes.io/tls"}),
+            ),
+            (json!({"type": ""}), json!({"type": "Opaque"})),
+        ];
+        for (mut input, want) in cases {
+            normalize_secret(&mut input);
+            assert_eq!(input, want);
         }
     }
 

@@ -134,6 +134,13 @@ fn check_namespace(store: &Store, t: &Target, body: &Value) -> Result<(), ApiErr
     }
 }
 
+/// Kind-specific write normalisation the API server does (core Secrets' `stringData`).
+fn normalize(def: &ResourceDef, obj: &mut Value) {
+    if def.group.is_empty() && def.plural == "secrets" {
+        meta::normalize_secret(obj);
+    }
+}
+
 /// `POST` to a collection.
 pub fn create(
     store: &mut Store,
@@ -190,6 +197,7 @@ pub fn create(
     }
     let ts = meta::timestamp(now);
     obj = serve(obj, &t.def, &t.version);
+    normalize(&t.def, &mut obj);
     let m = meta::metadata_mut(&mut obj);
     m.insert("name".into(), json!(name));
     if t.def.namespaced {
@@ -432,6 +440,7 @@ fn commit(
     dry_run: bool,
     now: DateTime<Utc>,
 ) -> Result<Value, ApiError> {
+    normalize(&t.def, &mut new);
     let m = meta::metadata_mut(&mut new);
     m.insert("name".into(), json!(t.name));
     if t.def.namespaced {

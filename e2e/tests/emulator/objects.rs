@@ -265,3 +265,21 @@ async fn label_and_field_selectors() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn secret_string_data_is_encoded() -> Result<()> {
+    let (_emu, client) = start().await?;
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::default_namespaced(client);
+    let s =
+        serde_json::from_value(json!({"metadata": {"name": "s"}, "stringData": {"token": "abc"}}))?;
+    let created = secrets.create(&PostParams::default(), &s).await?;
+    assert!(created.string_data.is_none());
+    assert_eq!(created.type_.as_deref(), Some("Opaque"));
+    assert_eq!(created.data.unwrap()["token"].0, b"abc");
+    let patch = json!({"stringData": {"token": "xyz"}});
+    let patched = secrets
+        .patch("s", &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
+    assert_eq!(patched.data.unwrap()["token"].0, b"xyz");
+    Ok(())
+}
