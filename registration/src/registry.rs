@@ -155,6 +155,17 @@ impl Registry {
         self.assignment_with_auth(site)
     }
 
+    /// The assignment for an mTLS caller (`GET /v1/assignment`): the device must be
+    /// active and serve `site_id`.
+    pub async fn assignment_for_device(
+        &self,
+        site_id: &str,
+        device_id: &str,
+    ) -> Result<Assignment, RegistryError> {
+        self.authorized(site_id, device_id).await?;
+        self.assignment(site_id).await
+    }
+
     /// History events after `after` (for the fleet dashboard).
     pub async fn events(&self, after: i64, limit: usize) -> Result<Vec<Event>, RegistryError> {
         Ok(self.inner.store.events(after, limit).await?)

@@ -100,13 +100,15 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Inventory, InventoryError>
             .map_err(|r| err(here("git:"), format!("{what}.git: {r}")))?;
         let policy = match site_rev.or_else(|| git.rings.get(&s.ring).cloned()) {
             Some(p) => p,
-            None => return Err(err(
-                here("ring:"),
-                format!(
+            None => {
+                return Err(err(
+                    here("ring:"),
+                    format!(
                     "{what}: ring {:?} has no branch or commit in git.rings and the site pins none",
                     s.ring
                 ),
-            )),
+                ))
+            }
         };
         let url = g.url.unwrap_or_else(|| git.url.clone());
         check_url(&url).map_err(|r| err(here("url:"), format!("{what}.git.url: {r}")))?;
