@@ -90,14 +90,28 @@ pub async fn fetch(
     .map_err(|e| FetchError::storage(Path::new("git fetch task"), e))?
 }
 
-/// The checkout of `commit` for `paths`, if it was materialised before (for a restart
-/// without network: keep enforcing the last applied revision).
+/// The checkout of `commit` for `paths`, without network (for a restart while offline:
+/// keep enforcing the last applied revision). Re-materialised from the local object store
+/// when the directory was pruned; `None` when the commit is not stored locally either.
 pub fn existing_checkout(workdir: &Path, commit: &str, paths: &[String]) -> Option<PathBuf> {
     let paths = materialise::normalise_paths(paths).ok()?;
-    let dir = workdir
-        .join("checkouts")
-        .join(materialise::checkout_name(commit, &paths));
-    dir.is_dir().then_some(dir)
+    let checkouts = workdir.join("checkouts");
+    let dir = checkouts.join(materialise::checkout_name(commit, &paths));
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let id = ObjectId::from_hex(commit.as_bytes()).ok()?;
+    let store = workdir.join("repo.git");
+    if !store.join("HEAD").is_file() {
+        return None;
+    }
+    let repo = gix::open_opts(&store, gix::open::Options::isolated()).ok()?;
+    if !repo.has_object(id) {
+        return None;
+    }
+    materialise::materialise(&repo, id, &paths, &checkouts)
+        .map(|(root, _)| root)
+        .ok()
 }
 
 /// Blocking form of [`fetch`]; must run outside async context (ssh uses `rt`).

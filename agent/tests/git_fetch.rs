@@ -177,6 +177,13 @@ async fn journey(repo: &mut GitRepo, source: &GitSource, workdir: &Path) {
         git::existing_checkout(workdir, &first.commit, &paths),
         Some(first.root.clone())
     );
+    // Pruned checkouts come back from the local object store, without network.
+    std::fs::remove_dir_all(&first.root).expect("remove checkout");
+    let back = git::existing_checkout(workdir, &first.commit, &paths).expect("re-materialised");
+    assert_eq!(
+        std::fs::read_to_string(back.join("clusters/s1/app.yaml")).expect("read"),
+        "kind: ConfigMap # s1 v1\n"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,6 +193,28 @@ async fn file_url_branch_journey() {
     let work = tempfile::tempdir().expect("tempdir");
     let source = branch(&repo.file_url(), None);
     journey(&mut repo, &source, work.path()).await;
+
+    // A layer the commit does not have is reported, not an error.
+    let mut with_missing = paths();
+    with_missing.push("regions/nowhere/".into());
+    let out = git::fetch(&source, &with_missing, work.path(), None)
+        .await
+        .expect("fetch with a missing layer");
+    assert_eq!(out.missing_paths, vec!["regions/nowhere".to_owned()]);
+
+    let gone = branch("file:///nonexistent/fleet.git", None);
+    let err = git::fetch(&gone, &paths(), work.path(), None)
+        .await
+        .expect_err("no repository");
+    assert!(
+        matches!(err, FetchError::RepositoryNotFound { .. }),
+        "{err}"
+    );
+    assert!(!err.is_offline());
+    let bad = git::fetch(&source, &["../etc".into()], work.path(), None)
+        .await
+        .expect_err("path escapes");
+    assert!(matches!(bad, FetchError::Config(_)), "{bad}");
     run.finish();
 }
 

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::error::FetchError;
 
 /// How many checkouts to keep besides the new one and the one named as kept.
-const KEEP: usize = 4;
+const KEEP: usize = 8;
 
 /// Normalise and check assigned paths: relative, `/`-separated, no `.`/`..` parts.
 pub(crate) fn normalise_paths(paths: &[String]) -> Result<Vec<String>, FetchError> {
@@ -131,7 +131,8 @@ fn write_entry(
     }
 }
 
-/// Remove old checkouts: keep `current`, `keep` and the newest [`KEEP`] others.
+/// Remove old checkouts and stale temporary directories: keep `current`, `keep` and the
+/// newest [`KEEP`] others.
 pub(crate) fn prune(checkouts: &Path, current: &Path, keep: Option<&str>) {
     let Ok(dir) = std::fs::read_dir(checkouts) else {
         return;
@@ -145,7 +146,12 @@ pub(crate) fn prune(checkouts: &Path, current: &Path, keep: Option<&str>) {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            !name.starts_with(".tmp-") && !keep.is_some_and(|k| name.starts_with(k))
+            if name.starts_with(".tmp-") {
+                // Left over by an interrupted run (ours finished before pruning).
+                std::fs::remove_dir_all(p).ok();
+                return false;
+            }
+            !keep.is_some_and(|k| name.starts_with(k))
         })
         .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
         .collect();
