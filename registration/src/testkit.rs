@@ -14,6 +14,8 @@ use siteboot_wire::{DeviceFacts, SecretString};
 use crate::config::{Limits, ServeConfig};
 use crate::server::{serve, ServeError, ServerHandle};
 
+pub mod process;
+
 /// Inventory YAML with `n` sites `site-000`.. across two regions and two rings. Site
 /// `site-NNN` expects serial `SN-NNN`.
 pub fn inventory_yaml(n: usize) -> String {

@@ -7,23 +7,49 @@
 
 use axum::body::Body;
 use axum::http::HeaderMap;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use siteboot_wire::{ApiError, ErrorCode};
 
-/// Reads at most `cap` bytes.
+/// Bytes of an oversized body read and discarded before answering 413, so an ordinary
+/// client still receives the answer instead of a reset; beyond this the connection closes.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
+/// Reads at most `cap` bytes; an oversized body answers 413 (`payload_too_large`).
 pub async fn read_capped(headers: &HeaderMap, body: Body, cap: usize) -> Result<Vec<u8>, ApiError> {
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > cap as u64) {
+    let mut body = body;
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|_| ApiError::invalid("body", "request body could not be read"))?;
+            if let Some(data) = frame.data_ref() {
+                seen += data.len();
+                if seen <= cap {
+                    buf.extend_from_slice(data);
+                } else if seen > DRAIN_LIMIT {
+                    break;
+                }
+            }
+        }
+        Ok::<(), ApiError>(())
+    };
+    if declared.is_some_and(|n| n > DRAIN_LIMIT as u64) {
         return Err(too_large(cap));
     }
-    match Limited::new(body, cap).collect().await {
-        Ok(collected) => Ok(collected.to_bytes().to_vec()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(cap)),
-        Err(_) => Err(ApiError::invalid("body", "request body could not be read")),
+    match tokio::time::timeout(std::time::Duration::from_secs(30), read).await {
+        Ok(Ok(())) if seen <= cap => Ok(buf),
+        Ok(Ok(())) => Err(too_large(cap)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ApiError::invalid(
+            "body",
+            "request body was not sent within 30 seconds",
+        )),
     }
 }
 
@@ -51,8 +77,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Ok(v) => return Ok(v),
         Err(e) => e,
     };
-    let path = e.path().to_string();
+    let raw = e.path().to_string();
     let inner = e.into_inner();
+    // "." is the root; "?" means serde_path_to_error could not tell (e.g. truncated JSON).
+    let path = if raw == "?" { ".".to_string() } else { raw };
     let at = |p: &str| {
         if p == "." {
             "body".to_string()
@@ -120,7 +148,7 @@ mod tests {
             ),
             (
                 r#"{"credential":{"type":"telepathy","token":"sbt1.SECRETVALUE"},"csr":"x","facts":{"serial":"s"}}"#,
-                "credential",
+                "credential.type",
             ),
             (
                 r#"{"credential":{"type":"token","token":"t"},"csr":"x","facts":{"serial":"s","macs":"SECRETVALUE"}}"#,
