@@ -1,7 +1,8 @@
 //! A kube-runtime `Controller` reconciling a custom resource through the emulator over
 //! real HTTP: the CRD is created at run time, a watch event triggers the reconcile, the
 //! reconcile applies status through the status subresource, and the test sees it land.
-//! Also a reflector on a streaming-list (`sendInitialEvents`) watcher.
+//! Also kube-runtime's finalizer helper (JSON patches with `test`, `deletionTimestamp`) and a
+//! reflector on a streaming-list (`sendInitialEvents`) watcher.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{finalizer, Event as FinalizerEvent};
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{CustomResource, CustomResourceExt, ResourceExt};
 use schemars::JsonSchema;
@@ -146,6 +148,85 @@ async fn controller_reconciles_a_custom_resource_over_http() -> Result<()> {
         .filter_map(|m| m.manager.clone())
         .collect();
     assert!(owners.iter().any(|m| m == MANAGER), "{owners:?}");
+    controller.abort();
+    Ok(())
+}
+
+const FINALIZER: &str = "smoke.siteboot.dev/cleanup";
+
+#[derive(Clone)]
+struct FinalizerCtx {
+    client: kube::Client,
+    cleaned: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+async fn reconcile_with_finalizer(
+    g: Arc<Gadget>,
+    ctx: Arc<FinalizerCtx>,
+) -> Result<Action, FinalizerError> {
+    let api: Api<Gadget> = Api::namespaced(ctx.client.clone(), &g.namespace().unwrap_or_default());
+    finalizer(&api, FINALIZER, g, |event| async move {
+        if let FinalizerEvent::Cleanup(g) = event {
+            ctx.cleaned.lock().unwrap().push(g.name_any());
+        }
+        Ok::<_, ReconcileError>(Action::await_change())
+    })
+    .await
+    .map_err(|e| FinalizerError(e.to_string()))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("finalizer reconcile: {0}")]
+struct FinalizerError(String);
+
+#[tokio::test]
+async fn finalizer_helper_holds_deletion_until_cleanup() -> Result<()> {
+    let emu = Emulator::start().await?;
+    let client = emu.client().await?;
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(&PostParams::default(), &Gadget::crd())
+        .await?;
+    let gadgets: Api<Gadget> = Api::default_namespaced(client.clone());
+    let ctx = Arc::new(FinalizerCtx {
+        client: client.clone(),
+        cleaned: Arc::default(),
+    });
+    let controller = Controller::new(gadgets.clone(), watcher::Config::default())
+        .run(
+            reconcile_with_finalizer,
+            |_, _, _| Action::requeue(Duration::from_millis(200)),
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+    let controller = tokio::spawn(controller);
+
+    gadgets
+        .create(
+            &PostParams::default(),
+            &Gadget::new("held", GadgetSpec { value: "x".into() }),
+        )
+        .await?;
+    poll("finalizer added", || {
+        let gadgets = gadgets.clone();
+        async move {
+            gadgets
+                .get("held")
+                .await
+                .ok()?
+                .finalizers()
+                .iter()
+                .any(|f| f == FINALIZER)
+                .then_some(())
+        }
+    })
+    .await?;
+    gadgets.delete("held", &Default::default()).await?;
+    poll("object deleted after cleanup", || {
+        let gadgets = gadgets.clone();
+        async move { gadgets.get_opt("held").await.ok()?.is_none().then_some(()) }
+    })
+    .await?;
+    assert_eq!(*ctx.cleaned.lock().unwrap(), ["held"]);
     controller.abort();
     Ok(())
 }

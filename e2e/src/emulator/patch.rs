@@ -50,7 +50,18 @@ pub fn patch(target: &Value, kind: PatchKind, body: &Value) -> Result<Value, Str
         PatchKind::Json => {
             let ops: json_patch::Patch = serde_json::from_value(body.clone())
                 .map_err(|e| format!("invalid json patch: {e}"))?;
-            json_patch::patch(&mut out, &ops).map_err(|e| format!("json patch failed: {e}"))?;
+            for op in ops.0 {
+                // Like the API server's JSON patch library (and unlike the `json-patch` crate),
+                // `test` of a missing path against `null` succeeds: kube-runtime's finalizer
+                // helper relies on it to add the first finalizer.
+                if let json_patch::PatchOperation::Test(t) = &op {
+                    if t.value.is_null() && out.pointer(t.path.as_str()).is_none() {
+                        continue;
+                    }
+                }
+                json_patch::patch(&mut out, &[op])
+                    .map_err(|e| format!("json patch failed: {e}"))?;
+            }
         }
         PatchKind::Apply => return Err("apply patches are not plain patches".into()),
     }
@@ -106,6 +117,19 @@ mod tests {
             (
                 PatchKind::Json,
                 json!([{"op": "test", "path": "/spec/a", "value": 2}]),
+                Err(()),
+            ),
+            (
+                PatchKind::Json,
+                json!([{"op": "test", "path": "/metadata/finalizers", "value": null},
+                       {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}]),
+                Ok(
+                    json!({"spec": {"a": 1, "list": [1, 2]}, "metadata": {"labels": {"x": "1"}, "finalizers": ["f"]}}),
+                ),
+            ),
+            (
+                PatchKind::Json,
+                json!([{"op": "replace", "path": "/spec/a", "value": 9}, {"op": "test", "path": "/spec/b", "value": 1}]),
                 Err(()),
             ),
             (PatchKind::Json, json!({"op": "add"}), Err(())),

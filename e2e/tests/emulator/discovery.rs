@@ -144,3 +144,47 @@ async fn kubeconfig_file_builds_a_working_client() -> Result<()> {
     );
     Ok(())
 }
+
+/// A separate process (kubectl, the machine's client-only 1.32) reaches the emulator through
+/// the generated kubeconfig, as the real binaries do through `KUBECONFIG`.
+#[tokio::test]
+async fn separate_process_uses_the_kubeconfig() -> Result<()> {
+    let (emu, client) = start().await?;
+    let kubeconfig = emu.kubeconfig_path().to_path_buf();
+    let manifest =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-kubectl\ndata:\n  a: b\n";
+    let out = tokio::task::spawn_blocking(move || -> Result<std::process::Output> {
+        use std::io::Write;
+        let mut child = std::process::Command::new("kubectl")
+            .env("KUBECONFIG", &kubeconfig)
+            .args(["apply", "--server-side", "--validate=false", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .context("run kubectl")?;
+        child
+            .stdin
+            .take()
+            .context("stdin")?
+            .write_all(manifest.as_bytes())?;
+        Ok(child.wait_with_output()?)
+    })
+    .await??;
+    assert!(
+        out.status.success(),
+        "kubectl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cm = Api::<ConfigMap>::default_namespaced(client)
+        .get("from-kubectl")
+        .await?;
+    assert_eq!(cm.data.as_ref().unwrap()["a"], "b");
+    let managers: Vec<String> = cm
+        .managed_fields()
+        .iter()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert_eq!(managers, ["kubectl"]);
+    Ok(())
+}
