@@ -17,7 +17,10 @@ use std::process::Command;
 
 /// Repository root (provider/..).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
 }
 
 /// One `${...}` occurrence.
@@ -45,21 +48,33 @@ fn parse_var(inner: &str) -> Result<Var, SubstError> {
         .map_or(inner.len(), |(i, _)| i);
     let name = &inner[..end];
     if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(SubstError::Syntax(format!("bad variable name in ${{{inner}}}")));
+        return Err(SubstError::Syntax(format!(
+            "bad variable name in ${{{inner}}}"
+        )));
     }
     let rest = &inner[end..];
     if rest.is_empty() {
-        return Ok(Var { name: name.into(), default: None });
+        return Ok(Var {
+            name: name.into(),
+            default: None,
+        });
     }
     for op in [":=", ":-", "=", "-"] {
         if let Some(d) = rest.strip_prefix(op) {
             if d.contains('$') {
-                return Err(SubstError::Syntax(format!("nested variables are not supported: ${{{inner}}}")));
+                return Err(SubstError::Syntax(format!(
+                    "nested variables are not supported: ${{{inner}}}"
+                )));
             }
-            return Ok(Var { name: name.into(), default: Some((op.into(), d.into())) });
+            return Ok(Var {
+                name: name.into(),
+                default: Some((op.into(), d.into())),
+            });
         }
     }
-    Err(SubstError::Syntax(format!("unsupported operator in ${{{inner}}}")))
+    Err(SubstError::Syntax(format!(
+        "unsupported operator in ${{{inner}}}"
+    )))
 }
 
 /// Every `${...}` in `text`, in order.
@@ -69,9 +84,14 @@ pub fn variables(text: &str) -> Result<Vec<Var>, SubstError> {
     while let Some(i) = rest.find('$') {
         let after = &rest[i + 1..];
         let Some(body) = after.strip_prefix('{') else {
-            return Err(SubstError::Syntax(format!("bare '$' at ...{}", &rest[i..(i + 20).min(rest.len())])));
+            return Err(SubstError::Syntax(format!(
+                "bare '$' at ...{}",
+                &rest[i..(i + 20).min(rest.len())]
+            )));
         };
-        let close = body.find('}').ok_or_else(|| SubstError::Syntax("unterminated ${".into()))?;
+        let close = body
+            .find('}')
+            .ok_or_else(|| SubstError::Syntax("unterminated ${".into()))?;
         out.push(parse_var(&body[..close])?);
         rest = &body[close + 1..];
     }
@@ -88,9 +108,14 @@ pub fn envsubst(text: &str, env: &BTreeMap<String, String>) -> Result<String, Su
         out.push_str(&rest[..i]);
         let after = &rest[i + 1..];
         let Some(body) = after.strip_prefix('{') else {
-            return Err(SubstError::Syntax(format!("bare '$' at ...{}", &rest[i..(i + 20).min(rest.len())])));
+            return Err(SubstError::Syntax(format!(
+                "bare '$' at ...{}",
+                &rest[i..(i + 20).min(rest.len())]
+            )));
         };
-        let close = body.find('}').ok_or_else(|| SubstError::Syntax("unterminated ${".into()))?;
+        let close = body
+            .find('}')
+            .ok_or_else(|| SubstError::Syntax("unterminated ${".into()))?;
         let var = parse_var(&body[..close])?;
         let current = env.get(&var.name).cloned();
         let value = match (&var.default, current) {
@@ -128,7 +153,11 @@ pub fn envsubst(text: &str, env: &BTreeMap<String, String>) -> Result<String, Su
 /// Variables without a default anywhere in `text` (what a user must set).
 pub fn required_variables(text: &str) -> BTreeSet<String> {
     let vars = variables(text).expect("variables parse");
-    let defaulted: BTreeSet<&str> = vars.iter().filter(|v| v.default.is_some()).map(|v| v.name.as_str()).collect();
+    let defaulted: BTreeSet<&str> = vars
+        .iter()
+        .filter(|v| v.default.is_some())
+        .map(|v| v.name.as_str())
+        .collect();
     vars.iter()
         .filter(|v| v.default.is_none() && !defaulted.contains(v.name.as_str()))
         .map(|v| v.name.clone())
@@ -140,13 +169,19 @@ pub fn kustomize(dir: &str) -> String {
     let kubectl = ["/usr/local/bin/kubectl", "/usr/bin/kubectl"]
         .into_iter()
         .find(|p| Path::new(p).exists())
-        .unwrap_or_else(|| panic!("kubectl is missing: install the kubectl client (>= 1.27, bundles kustomize v5)"));
+        .unwrap_or_else(|| {
+            panic!("kubectl is missing: install the kubectl client (>= 1.27, bundles kustomize v5)")
+        });
     let out = Command::new(kubectl)
         .arg("kustomize")
         .arg(repo_root().join(dir))
         .output()
         .expect("run kubectl kustomize");
-    assert!(out.status.success(), "kubectl kustomize {dir} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {dir} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
