@@ -105,6 +105,8 @@ pub enum ProcessError {
         name: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Binary(#[from] binaries::BinaryError),
 }
 
 /// What to run: program, arguments, environment and working directory.

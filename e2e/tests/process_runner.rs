@@ -320,3 +320,21 @@ fn a_leaking_test_fails_naming_the_secret_but_not_printing_it() {
         );
     }
 }
+
+/// The real binaries are found next to this test binary, built first (once, under a
+/// file lock) when missing or older than their sources, and run.
+#[test]
+fn siteboot_binaries_are_located_built_and_run() {
+    use siteboot_e2e::process::binaries::{binary, BINARIES};
+    let run = TestRun::new("siteboot_binaries_are_located_built_and_run");
+    for (name, _) in BINARIES {
+        let path = binary(name).unwrap_or_else(|e| panic!("{e}"));
+        assert!(path.is_file(), "{} missing", path.display());
+        assert_eq!(path.file_name().unwrap(), *name);
+        let mut p = run.spawn_binary(name, ["--help"], &[]).unwrap();
+        let status = p.wait_exit(READY_TIMEOUT).unwrap();
+        assert!(status.success(), "{name} --help: {status}\n{}", p.log());
+        assert!(p.log().contains("Usage:"), "{name} --help:\n{}", p.log());
+    }
+    run.finish();
+}

@@ -162,6 +162,33 @@ impl TestRun {
         Process::spawn(name, spec, &log)
     }
 
+    /// Spawns the siteboot binary `bin` (built first if needed, see
+    /// [`binaries`](super::binaries)) with `args` and `env` added to the inherited
+    /// environment (plus `RUST_BACKTRACE=1` and `NO_COLOR=1` unless given), logging to
+    /// `<dir>/<bin>.log` (`<bin>-2.log` for a restart).
+    pub fn spawn_binary<I, S>(
+        &self,
+        bin: &str,
+        args: I,
+        env: &[(&str, &str)],
+    ) -> Result<Process, ProcessError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<std::ffi::OsString>,
+    {
+        let path = super::binaries::binary(bin)?;
+        let mut spec = Spec::new(path).args(args);
+        for (k, v) in [("RUST_BACKTRACE", "1"), ("NO_COLOR", "1")] {
+            if !env.iter().any(|(key, _)| key == &k) {
+                spec = spec.env(k, v);
+            }
+        }
+        for (k, v) in env {
+            spec = spec.env(k, v);
+        }
+        self.spawn(bin, &spec)
+    }
+
     /// Scans every log for every registered secret.
     pub fn scan(&self) -> Vec<Leak> {
         let logs = self.logs();
