@@ -37,6 +37,25 @@ pub fn parse_body(body: &[u8], yaml_allowed: bool) -> Result<Value, String> {
     }
 }
 
+/// A strategic merge patch without its `$`-directives (`$patch`, `$retainKeys`,
+/// `$setElementOrder/...`, `$deleteFromPrimitiveList/...`), so they are not stored as fields;
+/// a map carrying `$patch: delete` becomes `null` (removal).
+fn strip_directives(v: &Value) -> Value {
+    match v {
+        Value::Object(m) if m.get("$patch").and_then(Value::as_str) == Some("delete") => {
+            Value::Null
+        }
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !k.starts_with('$'))
+                .map(|(k, v)| (k.clone(), strip_directives(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(strip_directives).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Applies a merge, strategic-merge or JSON patch to a copy of `target`.
 pub fn patch(target: &Value, kind: PatchKind, body: &Value) -> Result<Value, String> {
     let mut out = target.clone();
@@ -45,7 +64,11 @@ pub fn patch(target: &Value, kind: PatchKind, body: &Value) -> Result<Value, Str
             if !body.is_object() {
                 return Err("a merge patch must be a JSON object".into());
             }
-            json_patch::merge(&mut out, body);
+            if kind == PatchKind::Strategic {
+                json_patch::merge(&mut out, &strip_directives(body));
+            } else {
+                json_patch::merge(&mut out, body);
+            }
         }
         PatchKind::Json => {
             let ops: json_patch::Patch = serde_json::from_value(body.clone())
@@ -135,6 +158,13 @@ mod tests {
             (PatchKind::Json, json!({"op": "add"}), Err(())),
             (PatchKind::Merge, json!([1]), Err(())),
         ];
+        let strategic = json!({"$setElementOrder/list": [1], "spec": {"$retainKeys": ["a"], "a": 2},
+                               "metadata": {"labels": {"$patch": "delete"}}});
+        let want = json!({"spec": {"a": 2, "list": [1, 2]}, "metadata": {}});
+        assert_eq!(
+            patch(&base, PatchKind::Strategic, &strategic).unwrap(),
+            want
+        );
         for (kind, body, want) in cases {
             let got = patch(&base, kind, &body).map_err(|_| ());
             assert_eq!(got, want, "{kind:?} {body}");

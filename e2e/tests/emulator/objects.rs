@@ -242,6 +242,13 @@ async fn label_and_field_selectors() -> Result<()> {
     let (code, _, msg) = api_code(cms.list(&ListParams::default().fields("data.x=1")).await);
     assert_eq!(code, 400, "{msg}");
 
+    // Metadata-only lists (kube asks with `as=PartialObjectMetadataList`) carry the names.
+    let meta = cms
+        .list_metadata(&ListParams::default().labels("app"))
+        .await?;
+    let names: Vec<String> = meta.items.iter().map(|m| m.name_any()).collect();
+    assert_eq!(names, ["a", "b"]);
+
     // Pagination through limit/continue.
     let page = cms.list(&ListParams::default().limit(2)).await?;
     assert_eq!(page.items.len(), 2);
