@@ -333,3 +333,93 @@ fn sshd_serves_upload_pack_to_the_deploy_key_with_a_pinned_host_key() {
     );
     run.finish();
 }
+
+/// What the agent does: a depth-1 fetch of one pinned revision (not a branch tip) with
+/// protocol v2, through every server.
+#[test]
+fn shallow_fetch_of_a_pinned_revision_works_on_every_server() {
+    let run = TestRun::new("shallow_fetch_of_a_pinned_revision_works_on_every_server");
+    let mut repo = GitRepo::create("fleet", FILES).unwrap();
+    let pinned = repo.head().unwrap();
+    repo.commit("newer", &[Change::write("baseline/version", "2\n")])
+        .unwrap();
+    let daemon = GitDaemon::start(&repo, &run.log_path("git-daemon")).unwrap();
+    let http =
+        GitHttpServer::start(&repo, GitHttpConfig::http(), &run.log_path("git-http")).unwrap();
+    let ssh = SshGitServer::start(&repo, &run.log_path("sshd")).unwrap();
+    run.register_pem("deploy-key", &ssh.deploy_key().private_openssh);
+    let ssh_command = ssh.git_ssh_command();
+    let cases: Vec<(&str, String, Vec<(&str, &str)>)> = vec![
+        ("git daemon", daemon.url(&repo), vec![]),
+        ("http-backend", http.url(&repo), vec![]),
+        (
+            "sshd",
+            ssh.url(&repo),
+            vec![("GIT_SSH_COMMAND", ssh_command.as_str())],
+        ),
+    ];
+    for (server, url, env) in cases {
+        let client = Client::new();
+        let checkout = client.checkout();
+        let out = client
+            .git()
+            .args(["init", "--quiet"])
+            .arg(&checkout)
+            .output()
+            .unwrap();
+        assert_success("init", &out);
+        let out = client
+            .git()
+            .args([
+                "-c",
+                "protocol.version=2",
+                "fetch",
+                "--quiet",
+                "--depth",
+                "1",
+                &url,
+            ])
+            .arg(pinned.as_str())
+            .current_dir(&checkout)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_success(&format!("{server}: shallow fetch of {pinned}"), &out);
+        let out = client
+            .git()
+            .args(["rev-parse", "FETCH_HEAD"])
+            .current_dir(&checkout)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            pinned.as_str(),
+            "{server}"
+        );
+        let out = client
+            .git()
+            .args(["show", "FETCH_HEAD:clusters/store-0142/site.yaml"])
+            .current_dir(&checkout)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "site: store-0142\n",
+            "{server}"
+        );
+        let shallow = std::fs::read_to_string(checkout.join(".git/shallow")).unwrap_or_default();
+        assert_eq!(
+            shallow.trim(),
+            pinned.as_str(),
+            "{server}: not a depth-1 fetch"
+        );
+    }
+    assert!(
+        http.requests()
+            .iter()
+            .any(|r| r.git_protocol.as_deref() == Some("version=2")),
+        "{:?}",
+        http.requests()
+    );
+    run.finish();
+}
