@@ -231,6 +231,57 @@ async fn finalizer_helper_holds_deletion_until_cleanup() -> Result<()> {
     Ok(())
 }
 
+/// A watcher whose resourceVersion fell out of the emulator's history gets 410 on its next
+/// watch and starts over with a fresh list, as against a compacted etcd.
+#[tokio::test]
+async fn watcher_relists_after_history_expiry() -> Result<()> {
+    let emu = Emulator::start().await?;
+    let client = emu.client().await?;
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let cm = |name: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()
+    };
+    cms.create(&PostParams::default(), &cm("first")).await?;
+    // Short watches without bookmarks: the watcher's version only moves with ConfigMap events.
+    let config = watcher::Config::default().disable_bookmarks().timeout(1);
+    let mut events = watcher(cms.clone(), config).boxed();
+    let mut inits = 0;
+    let mut saw_gone = false;
+    let mut compacted = false;
+    let deadline = Instant::now() + DEADLINE;
+    while !(saw_gone && inits >= 2) {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let next = tokio::time::timeout(remaining, events.next()).await;
+        match next {
+            Ok(Some(Ok(watcher::Event::Init))) => inits += 1,
+            Ok(Some(Ok(watcher::Event::InitDone))) if !compacted => {
+                // Writes to another type move the global version past the watcher's, then the
+                // history holding them is dropped.
+                let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+                    Api::default_namespaced(client.clone());
+                secrets
+                    .create(
+                        &PostParams::default(),
+                        &serde_json::from_value(json!({"metadata": {"name": "s"}}))?,
+                    )
+                    .await?;
+                emu.compact_history();
+                compacted = true;
+            }
+            Ok(Some(Err(watcher::Error::WatchError(status)))) => {
+                assert_eq!(status.code, 410, "{status:?}");
+                saw_gone = true;
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => bail!("watcher ended"),
+            Err(_) => {
+                bail!("no 410 and relist within {DEADLINE:?} (inits {inits}, gone {saw_gone})")
+            }
+        }
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn reflector_on_streaming_list_sees_current_and_new_objects() -> Result<()> {
     let emu = Emulator::start().await?;
