@@ -17,22 +17,23 @@ mod counting;
 mod error;
 mod http;
 mod materialise;
+mod protocol;
 mod ssh;
 mod transport;
 
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use gix::remote::fetch::{Shallow, Status, Tags};
-use gix::remote::Direction;
+use gix::protocol::fetch::Shallow;
 use gix::ObjectId;
 use siteboot_wire::assignment::{GitSource, RevisionPolicy};
 
 pub use error::{redact_url, ErrorCategory, FetchError};
 
 use counting::Counter;
+use protocol::Conversation;
 
 /// Rebuild the object store once it holds more packs than this (each fetch adds one).
 const MAX_PACKS: usize = 32;
@@ -158,8 +159,12 @@ pub fn fetch_blocking(
             },
         })
     };
+    let complete = |id: ObjectId| {
+        repo.has_object(id)
+            && materialise::missing_blobs(&repo, id, &paths).is_ok_and(|m| m.is_empty())
+    };
     if let Want::Commit(id) = want {
-        if repo.has_object(id) {
+        if complete(id) {
             return finish(id, false, &counter);
         }
     }
@@ -173,63 +178,63 @@ pub fn fetch_blocking(
         stderr: connected.stderr.clone(),
         secrets: &secrets,
     };
-    let remote = repo
-        .remote_at(url.clone())
-        .and_then(|r| r.with_refspecs([want.refspec().as_str()], Direction::Fetch))
-        .map_err(|e| FetchError::Config(format!("cannot set up remote {display}: {e}")))?
-        .with_fetch_tags(Tags::None);
-    let mut conn = remote
-        .to_connection_with_transport(connected.transport)
-        .with_credentials(move |action| {
-            if matches!(action, gix::credentials::helper::Action::Get(_)) {
-                auth_asked.store(true, Ordering::SeqCst);
-            }
-            Ok(None)
-        });
-    if let Some(options) = connected.options {
-        conn = conn.with_transport_options(options);
-    }
-    let prepare = conn
-        .prepare_fetch(gix::progress::Discard, Default::default())
+    let mut conv = Conversation::open(connected.transport, connected.options, auth_asked)
         .map_err(|e| ctx.classify(&e))?;
     let remote_id = match &want {
         Want::Commit(id) => *id,
-        Want::Branch(name) => {
-            let full = format!("refs/heads/{name}");
-            prepare
-                .ref_map()
-                .mappings
-                .iter()
-                .find(|m| m.remote.as_name().is_some_and(|n| n == full.as_str()))
-                .and_then(|m| m.remote.as_id())
-                .map(ToOwned::to_owned)
-                .ok_or_else(|| FetchError::BranchNotFound {
-                    url: display.clone(),
-                    branch: name.clone(),
-                })?
-        }
+        Want::Branch(name) => conv
+            .branch_head(name)
+            .map_err(|e| ctx.classify(&e))?
+            .ok_or_else(|| FetchError::BranchNotFound {
+                url: display.clone(),
+                branch: name.clone(),
+            })?,
     };
     let unchanged = known == Some(remote_id.to_string().as_str())
         && checkouts
             .join(materialise::checkout_name(&remote_id.to_string(), &paths))
             .is_dir();
-    if unchanged || repo.has_object(remote_id) {
-        drop(prepare);
+    if unchanged || complete(remote_id) {
+        conv.end();
         return finish(remote_id, false, &counter);
     }
-    let depth = NonZeroU32::new(1).expect("non-zero");
-    let outcome = prepare
-        .with_shallow(Shallow::DepthAtRemote(depth))
-        .receive(gix::progress::Discard, &AtomicBool::new(false))
-        .map_err(|e| ctx.classify(&e))?;
-    let pack_received = matches!(outcome.status, Status::Change { .. });
     if !repo.has_object(remote_id) {
-        return Err(FetchError::Protocol {
-            url: display,
-            reason: format!("server did not send commit {remote_id}"),
-        });
+        let filter = conv.supports_filter();
+        // Exact haves let the server leave out what we hold; only where a second
+        // request can make up for blobs an earlier filtered fetch skipped.
+        let haves: Vec<ObjectId> = known
+            .and_then(|k| ObjectId::from_hex(k.as_bytes()).ok())
+            .filter(|k| filter && repo.has_object(*k))
+            .into_iter()
+            .collect();
+        let depth = NonZeroU32::new(1).expect("non-zero");
+        conv.fetch(
+            &repo,
+            &[remote_id],
+            &haves,
+            Shallow::DepthAtRemote(depth),
+            filter.then_some("blob:none"),
+        )
+        .map_err(|e| ctx.classify(&e))?;
+        if !repo.has_object(remote_id) {
+            return Err(FetchError::Protocol {
+                url: display,
+                reason: format!("server did not send commit {remote_id}"),
+            });
+        }
     }
-    finish(remote_id, pack_received, &counter)
+    let blobs = materialise::missing_blobs(&repo, remote_id, &paths).map_err(|reason| {
+        FetchError::Protocol {
+            url: display.clone(),
+            reason: format!("incomplete trees for commit {remote_id}: {reason}"),
+        }
+    })?;
+    if !blobs.is_empty() {
+        conv.fetch(&repo, &blobs, &[], Shallow::NoChange, None)
+            .map_err(|e| ctx.classify(&e))?;
+    }
+    conv.end();
+    finish(remote_id, true, &counter)
 }
 
 /// What to ask the server for.
@@ -261,13 +266,6 @@ impl Want {
                     "pinned commit {sha:?} is not a full 40-hex commit id"
                 ))),
             },
-        }
-    }
-
-    fn refspec(&self) -> String {
-        match self {
-            Want::Branch(name) => format!("+refs/heads/{name}:refs/remotes/origin/{name}"),
-            Want::Commit(id) => format!("{id}:refs/siteboot/pinned"),
         }
     }
 }

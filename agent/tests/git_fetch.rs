@@ -190,6 +190,14 @@ async fn journey(repo: &mut GitRepo, source: &GitSource, workdir: &Path) {
 async fn file_url_branch_journey() {
     let run = TestRun::new("git_fetch_file");
     let mut repo = fleet("fleet");
+    // Without filter support the commit comes with its whole tree in one pack.
+    let status = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(repo.bare_path())
+        .args(["config", "uploadpack.allowFilter", "false"])
+        .status()
+        .expect("git config");
+    assert!(status.success());
     let work = tempfile::tempdir().expect("tempdir");
     let source = branch(&repo.file_url(), None);
     journey(&mut repo, &source, work.path()).await;
@@ -448,5 +456,73 @@ async fn ssh_deploy_key_and_pinned_host_key() {
     .await
     .expect_err("nobody listening");
     assert!(err.is_offline(), "{err}");
+    run.finish();
+}
+
+/// Incompressible text, different per `seed`.
+fn noise(seed: &str, len: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let mut out = String::new();
+    let mut block = Sha256::digest(seed.as_bytes());
+    while out.len() < len {
+        out.push_str(&hex::encode(block));
+        out.push('\n');
+        block = Sha256::digest(block);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_fleet_downloads_only_assigned_blobs() {
+    let run = TestRun::new("git_fetch_large");
+    let mut repo = fleet("fleet");
+    let sites: Vec<(String, String)> = (0..300)
+        .map(|i| {
+            (
+                format!("clusters/site-{i:03}/app.yaml"),
+                noise(&format!("site {i}"), 2048),
+            )
+        })
+        .collect();
+    let changes: Vec<Change> = sites
+        .iter()
+        .map(|(p, c)| Change::write(p.as_str(), c))
+        .collect();
+    repo.commit("300 sites", &changes).expect("commit");
+    let (_daemon, url) = git_daemon(&run, &repo);
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut paths = paths();
+    paths.push("clusters/site-007/".into());
+    let out = git::fetch(&branch(&url, None), &paths, work.path(), None)
+        .await
+        .expect("fetch");
+    assert_eq!(read(&out, "clusters/site-007/app.yaml"), sites[7].1);
+    assert!(!out.root.join("clusters/site-008").exists());
+    // The 300 site files hold ~600 KB that does not compress; only one is wanted.
+    let content: usize = sites.iter().map(|(_, c)| c.len()).sum();
+    assert!(
+        (out.wire.received as usize) < content / 10,
+        "received {} bytes for {} bytes of unassigned content",
+        out.wire.received,
+        content
+    );
+    eprintln!("large fleet first sync: {:?}", out.wire);
+
+    // A change to another site's files costs its trees only, no blobs.
+    let before = out.commit.clone();
+    repo.commit(
+        "touch site 100",
+        &[Change::write(
+            "clusters/site-100/app.yaml",
+            noise("v2", 2048),
+        )],
+    )
+    .expect("commit");
+    let next = git::fetch(&branch(&url, None), &paths, work.path(), Some(&before))
+        .await
+        .expect("fetch");
+    assert!(next.changed);
+    assert!(next.wire.received < 4096, "{:?}", next.wire);
+    eprintln!("large fleet unrelated change: {:?}", next.wire);
     run.finish();
 }

@@ -131,6 +131,45 @@ fn write_entry(
     }
 }
 
+/// Blobs under the assigned paths of `commit` that are not in the object store (after a
+/// `blob:none` fetch). Errors when the commit or one of its trees is missing.
+pub(crate) fn missing_blobs(
+    repo: &gix::Repository,
+    commit: ObjectId,
+    paths: &[String],
+) -> Result<Vec<ObjectId>, String> {
+    let tree = repo
+        .find_commit(commit)
+        .map_err(|e| e.to_string())?
+        .tree()
+        .map_err(|e| e.to_string())?;
+    let mut missing = Vec::new();
+    let mut stack = Vec::new();
+    for p in paths {
+        if let Some(entry) = tree.lookup_entry_by_path(p).map_err(|e| e.to_string())? {
+            stack.push((entry.mode().kind(), entry.object_id()));
+        }
+    }
+    while let Some((kind, id)) = stack.pop() {
+        match kind {
+            EntryKind::Blob | EntryKind::BlobExecutable => {
+                if !repo.has_object(id) && !missing.contains(&id) {
+                    missing.push(id);
+                }
+            }
+            EntryKind::Tree => {
+                let tree = repo.find_tree(id).map_err(|e| e.to_string())?;
+                for entry in tree.iter() {
+                    let entry = entry.map_err(|e| e.to_string())?;
+                    stack.push((entry.mode().kind(), entry.object_id()));
+                }
+            }
+            EntryKind::Link | EntryKind::Commit => {}
+        }
+    }
+    Ok(missing)
+}
+
 /// Remove old checkouts and stale temporary directories: keep `current`, `keep` and the
 /// newest [`KEEP`] others.
 pub(crate) fn prune(checkouts: &Path, current: &Path, keep: Option<&str>) {
