@@ -1,21 +1,22 @@
 //! SQLite implementation of [`Store`].
 //!
-//! One writer connection behind a mutex plus a few reader connections, all used from
-//! `spawn_blocking`. Every write is one `BEGIN IMMEDIATE` transaction, so it takes the
-//! database write lock before reading anything it decides on: two writers (tasks here,
-//! or another replica process on the same file) serialise, and `busy_timeout` makes the
-//! loser wait instead of failing. A dropped future does not cancel a transaction
-//! half-way: the blocking task runs to COMMIT or ROLLBACK on its own.
+//! Writes go to one writer thread that owns the write connection and commits queued
+//! writes together (group commit, see [`writer`]); reads use a few reader connections
+//! from `spawn_blocking`. Every write batch is one `BEGIN IMMEDIATE` transaction, so it
+//! takes the database write lock before reading anything it decides on: another replica
+//! process on the same file serialises behind it, and `busy_timeout` makes it wait
+//! instead of failing. A dropped future does not cancel a write half-way: the writer
+//! runs it to COMMIT or ROLLBACK on its own.
 //!
-//! Durability: WAL with `synchronous=FULL`. WAL alone (with NORMAL) already survives a
-//! kill -9 of the process, but can lose the last commits on power loss or an OS crash,
-//! and the service promises that every registration answered 201 is still there.
-//! Check-in heartbeats are coalesced before they reach the store, so the fsync per
-//! commit that FULL costs is paid by registrations and state changes only.
+//! Durability: WAL with `synchronous=FULL`. WAL with NORMAL already survives a kill -9
+//! of the process, but can lose the last commits on power loss or an OS crash, and the
+//! service promises that every registration answered 201 is still there. FULL costs an
+//! fsync per COMMIT; group commit shares it among every write queued meanwhile, and
+//! check-in heartbeats are coalesced before they reach the store.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -31,6 +32,7 @@ mod devices;
 mod pending;
 mod rows;
 mod schema;
+mod writer;
 
 /// How long a writer waits for another writer's lock before answering Unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,7 +47,7 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
-    writer: Arc<Mutex<Connection>>,
+    writer: mpsc::Sender<Box<dyn writer::WriteJob>>,
     readers: Vec<Arc<Mutex<Connection>>>,
     next_reader: AtomicUsize,
 }
@@ -63,15 +65,16 @@ impl SqliteStore {
     /// Blocking: call from startup code or `spawn_blocking`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let mut writer = connect(&path, false)?;
-        schema::migrate(&mut writer)?;
+        let mut conn = connect(&path, false)?;
+        schema::migrate(&mut conn)?;
+        let writer = writer::spawn(conn)?;
         let readers = (0..READERS)
             .map(|_| connect(&path, true).map(|c| Arc::new(Mutex::new(c))))
             .collect::<Result<_, _>>()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
-                writer: Arc::new(Mutex::new(writer)),
+                writer,
                 readers,
                 next_reader: AtomicUsize::new(0),
             }),
@@ -107,9 +110,15 @@ impl SqliteStore {
     async fn write<T, F>(&self, action: &'static str, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, Fail> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Fail> + Send + 'static,
     {
-        run(self.inner.writer.clone(), action, f).await
+        let stopped = || StoreError::Unavailable {
+            action,
+            detail: "the store writer has stopped".into(),
+        };
+        let (job, answer) = writer::Job::new(action, f);
+        self.inner.writer.send(job).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     async fn read<T, F>(&self, action: &'static str, f: F) -> Result<T, StoreError>
@@ -328,7 +337,8 @@ impl Store for SqliteStore {
     }
 
     async fn open_pending(&self) -> Result<Vec<PendingRecord>, StoreError> {
-        self.read("list pending devices", pending::open).await
+        self.read("list pending devices", |c| pending::open(c))
+            .await
     }
 
     async fn reject_pending(
@@ -360,13 +370,8 @@ impl Store for SqliteStore {
 
     async fn record_event(&self, event: &Event) -> Result<(), StoreError> {
         let e = event.clone();
-        self.write("record an event", move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            rows::insert_event(&tx, &e)?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        self.write("record an event", move |c| rows::insert_event(c, &e))
+            .await
     }
 
     async fn events(&self, after: i64, limit: usize) -> Result<Vec<Event>, StoreError> {

@@ -1,25 +1,25 @@
 //! Tokens and claim codes: insert, read, extend, revoke, failed-attempt counting.
 //! Consuming them happens in [`super::devices::bind`], inside the binding transaction.
+//! Write functions run inside the writer's transaction (see [`super::writer`]).
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::rows::{self, claim_row, ms, token_row, CLAIM_COLS, TOKEN_COLS};
 use super::Fail;
 use crate::store::{ClaimRecord, TokenRecord};
 
-pub(super) fn insert_token(c: &mut Connection, t: &TokenRecord) -> Result<(), Fail> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+pub(super) fn insert_token(c: &Connection, t: &TokenRecord) -> Result<(), Fail> {
     let machine_key = t.machine.as_ref().map(rows::machine_key);
     if let Some(key) = &machine_key {
         // One live token per Machine: a re-mint supersedes the unused ones.
-        tx.execute(
+        c.execute(
             "UPDATE tokens SET revoked_at = ?1 WHERE machine_key = ?2 AND redeemed_at IS NULL AND revoked_at IS NULL",
             params![ms(t.created_at), key],
         )?;
     }
     let machine_json = t.machine.as_ref().map(rows::to_json).transpose()?;
-    tx.execute(
+    c.execute(
         "INSERT INTO tokens (id, secret_hash, site_id, machine_json, machine_key, created_at, expires_at, redeemed_at, revoked_at, device_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
@@ -35,11 +35,10 @@ pub(super) fn insert_token(c: &mut Connection, t: &TokenRecord) -> Result<(), Fa
             t.device_id
         ],
     )?;
-    tx.commit()?;
     Ok(())
 }
 
-pub(super) fn token(c: &mut Connection, id: &str) -> Result<Option<TokenRecord>, Fail> {
+pub(super) fn token(c: &Connection, id: &str) -> Result<Option<TokenRecord>, Fail> {
     Ok(c.query_row(
         &format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1"),
         [id],
@@ -49,19 +48,18 @@ pub(super) fn token(c: &mut Connection, id: &str) -> Result<Option<TokenRecord>,
 }
 
 pub(super) fn extend_token(
-    c: &mut Connection,
+    c: &Connection,
     id: &str,
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Option<TokenRecord>, Fail> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let n = tx.execute(
+    let n = c.execute(
         "UPDATE tokens SET expires_at = ?1
          WHERE id = ?2 AND redeemed_at IS NULL AND revoked_at IS NULL AND expires_at > ?3",
         params![ms(expires_at), id, ms(now)],
     )?;
     let out = if n == 1 {
-        tx.query_row(
+        c.query_row(
             &format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1"),
             [id],
             token_row,
@@ -70,32 +68,29 @@ pub(super) fn extend_token(
     } else {
         None
     };
-    tx.commit()?;
     Ok(out)
 }
 
 pub(super) fn revoke_token(
-    c: &mut Connection,
+    c: &Connection,
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<TokenRecord>, Fail> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute(
+    c.execute(
         "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND redeemed_at IS NULL AND revoked_at IS NULL",
         params![ms(now), id],
     )?;
-    let out = tx
+    let out = c
         .query_row(
             &format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1"),
             [id],
             token_row,
         )
         .optional()?;
-    tx.commit()?;
     Ok(out)
 }
 
-pub(super) fn insert_claim(c: &mut Connection, cl: &ClaimRecord) -> Result<(), Fail> {
+pub(super) fn insert_claim(c: &Connection, cl: &ClaimRecord) -> Result<(), Fail> {
     c.execute(
         "INSERT INTO claims (id, secret_hash, site_id, created_at, expires_at, redeemed_at, revoked_at, device_id, failed_attempts)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -114,7 +109,7 @@ pub(super) fn insert_claim(c: &mut Connection, cl: &ClaimRecord) -> Result<(), F
     Ok(())
 }
 
-pub(super) fn claim(c: &mut Connection, id: &str) -> Result<Option<ClaimRecord>, Fail> {
+pub(super) fn claim(c: &Connection, id: &str) -> Result<Option<ClaimRecord>, Fail> {
     Ok(c.query_row(
         &format!("SELECT {CLAIM_COLS} FROM claims WHERE id = ?1"),
         [id],
@@ -124,22 +119,20 @@ pub(super) fn claim(c: &mut Connection, id: &str) -> Result<Option<ClaimRecord>,
 }
 
 pub(super) fn record_claim_failure(
-    c: &mut Connection,
+    c: &Connection,
     id: &str,
     _now: DateTime<Utc>,
 ) -> Result<u32, Fail> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute(
+    c.execute(
         "UPDATE claims SET failed_attempts = failed_attempts + 1 WHERE id = ?1 AND redeemed_at IS NULL",
         [id],
     )?;
-    let n: Option<u32> = tx
+    let n: Option<u32> = c
         .query_row(
             "SELECT failed_attempts FROM claims WHERE id = ?1",
             [id],
             |r| r.get(0),
         )
         .optional()?;
-    tx.commit()?;
     Ok(n.unwrap_or(0))
 }

@@ -1,7 +1,7 @@
 //! Devices: the atomic binding, revocation, check-ins and last-seen writes.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use super::rows::{self, device_by_id, device_row, event, ms, state_str, DEVICE_COLS};
 use super::Fail;
@@ -12,16 +12,18 @@ use crate::store::{
 /// Longest error text kept in the history table (the device row keeps the full text).
 const EVENT_ERROR_CHARS: usize = 512;
 
-/// The whole registration step in one IMMEDIATE transaction: consume the credential with
-/// one conditional UPDATE (rows affected must be 1), check the serial, revoke the site's
-/// previous device, insert the new one, record events. Any early return drops the
-/// transaction, which rolls back the consumption.
-pub(super) fn bind(c: &mut Connection, b: &Binding) -> Result<BindOutcome, Fail> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+/// The whole registration step, inside the writer's IMMEDIATE transaction: consume the
+/// credential with one conditional UPDATE (rows affected must be 1), check the serial,
+/// revoke the site's previous device, insert the new one, record events. An error
+/// rolls the job's savepoint back, consumption included.
+pub(super) fn bind(c: &Connection, b: &Binding) -> Result<BindOutcome, Fail> {
+    // The writer runs this inside its transaction; the inner savepoint lets a serial
+    // conflict undo the consumption while still recording the conflict event.
+    c.execute_batch("SAVEPOINT bind")?;
     let now = ms(b.now);
     let d = &b.device;
     let consumed = match &b.credential {
-        BindCredential::Token { id, secret_hash } => tx.execute(
+        BindCredential::Token { id, secret_hash } => c.execute(
             "UPDATE tokens SET redeemed_at = ?1, device_id = ?2
              WHERE id = ?3 AND secret_hash = ?4 AND site_id = ?5
                AND redeemed_at IS NULL AND revoked_at IS NULL AND expires_at > ?1",
@@ -31,7 +33,7 @@ pub(super) fn bind(c: &mut Connection, b: &Binding) -> Result<BindOutcome, Fail>
             id,
             secret_hash,
             max_failures,
-        } => tx.execute(
+        } => c.execute(
             "UPDATE claims SET redeemed_at = ?1, device_id = ?2
              WHERE id = ?3 AND secret_hash = ?4 AND site_id = ?5
                AND redeemed_at IS NULL AND revoked_at IS NULL AND expires_at > ?1
@@ -39,25 +41,26 @@ pub(super) fn bind(c: &mut Connection, b: &Binding) -> Result<BindOutcome, Fail>
             params![now, d.id, id, secret_hash, d.site_id, max_failures],
         )?,
         BindCredential::Enrollment { .. } => 1,
-        BindCredential::Approval { pending_id } => tx.execute(
+        BindCredential::Approval { pending_id } => c.execute(
             "UPDATE pending SET status = 'approved', device_id = ?2, site_id = ?3, updated_at = ?1
              WHERE id = ?4 AND status = 'pending'",
             params![now, d.id, d.site_id, pending_id],
         )?,
     };
     if consumed != 1 {
+        c.execute_batch("RELEASE bind")?; // nothing was written
         return Ok(BindOutcome::CredentialRejected);
     }
     let via = b.credential.via();
     let serial = d.facts.serial.as_str();
-    if let Some(holder) = active_by_serial_in(&tx, serial)? {
+    if let Some(holder) = active_by_serial_in(c, serial)? {
         let replaces_itself = holder.site_id == d.site_id
             && !matches!(b.credential, BindCredential::Enrollment { .. });
         if !replaces_itself {
-            drop(tx); // rolls back the consumption: the credential stays usable
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Undo the consumption: the credential stays usable.
+            c.execute_batch("ROLLBACK TO bind; RELEASE bind")?;
             rows::insert_event(
-                &tx,
+                c,
                 &event(
                     b.now,
                     EventKind::SerialConflict,
@@ -70,14 +73,13 @@ pub(super) fn bind(c: &mut Connection, b: &Binding) -> Result<BindOutcome, Fail>
                     ),
                 ),
             )?;
-            tx.commit()?;
             return Ok(BindOutcome::SerialConflict {
                 device_id: holder.id,
                 site_id: holder.site_id,
             });
         }
     }
-    let previous: Option<String> = tx
+    let previous: Option<String> = c
         .query_row(
             "SELECT id FROM devices WHERE site_id = ?1 AND status = 'active'",
             [&d.site_id],
@@ -85,12 +87,12 @@ pub(super) fn bind(c: &mut Connection, b: &Binding) -> Result<BindOutcome, Fail>
         )
         .optional()?;
     if let Some(prev) = &previous {
-        tx.execute(
+        c.execute(
             "UPDATE devices SET status = 'revoked', revoked_at = ?1, revoke_reason = ?2 WHERE id = ?3",
             params![now, format!("replaced by {}", d.id), prev],
         )?;
         rows::insert_event(
-            &tx,
+            c,
             &event(
                 b.now,
                 EventKind::Replaced,
@@ -104,7 +106,7 @@ pub(super) fn bind(c: &mut Connection, b: &Binding) -> Result<BindOutcome, Fail>
             ),
         )?;
     }
-    tx.execute(
+    c.execute(
         &format!(
             "INSERT INTO devices (id, site_id, serial, status, facts_json, registered_via, registered_at, machine_json)
              VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7)"
@@ -120,12 +122,12 @@ pub(super) fn bind(c: &mut Connection, b: &Binding) -> Result<BindOutcome, Fail>
         ],
     )?;
     // The serial registered: an open enrollment request for it is settled.
-    tx.execute(
+    c.execute(
         "UPDATE pending SET status = 'superseded', updated_at = ?1 WHERE serial = ?2 AND status = 'pending'",
         params![now, serial],
     )?;
     rows::insert_event(
-        &tx,
+        c,
         &event(
             b.now,
             EventKind::Registered,
@@ -135,9 +137,9 @@ pub(super) fn bind(c: &mut Connection, b: &Binding) -> Result<BindOutcome, Fail>
             format!("registered via {via}"),
         ),
     )?;
-    let device = device_by_id(&tx, &d.id)?
+    let device = device_by_id(c, &d.id)?
         .ok_or_else(|| Fail::Data("device vanished inside its own transaction".into()))?;
-    tx.commit()?;
+    c.execute_batch("RELEASE bind")?;
     Ok(BindOutcome::Bound {
         device,
         replaced: previous,
@@ -153,18 +155,15 @@ fn active_by_serial_in(c: &Connection, serial: &str) -> Result<Option<DeviceReco
     .optional()?)
 }
 
-pub(super) fn active_by_serial(
-    c: &mut Connection,
-    serial: &str,
-) -> Result<Option<DeviceRecord>, Fail> {
+pub(super) fn active_by_serial(c: &Connection, serial: &str) -> Result<Option<DeviceRecord>, Fail> {
     active_by_serial_in(c, serial)
 }
 
-pub(super) fn device(c: &mut Connection, id: &str) -> Result<Option<DeviceRecord>, Fail> {
+pub(super) fn device(c: &Connection, id: &str) -> Result<Option<DeviceRecord>, Fail> {
     device_by_id(c, id)
 }
 
-pub(super) fn devices(c: &mut Connection, site: Option<&str>) -> Result<Vec<DeviceRecord>, Fail> {
+pub(super) fn devices(c: &Connection, site: Option<&str>) -> Result<Vec<DeviceRecord>, Fail> {
     let mut stmt = c.prepare(&format!(
         "SELECT {DEVICE_COLS} FROM devices WHERE ?1 IS NULL OR site_id = ?1 ORDER BY registered_at, id"
     ))?;
@@ -173,20 +172,19 @@ pub(super) fn devices(c: &mut Connection, site: Option<&str>) -> Result<Vec<Devi
 }
 
 pub(super) fn revoke(
-    c: &mut Connection,
+    c: &Connection,
     id: &str,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<DeviceRecord>, Fail> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let n = tx.execute(
+    let n = c.execute(
         "UPDATE devices SET status = 'revoked', revoked_at = ?1, revoke_reason = ?2 WHERE id = ?3 AND status = 'active'",
         params![ms(now), reason, id],
     )?;
-    let device = device_by_id(&tx, id)?;
+    let device = device_by_id(c, id)?;
     if let (1, Some(d)) = (n, &device) {
         rows::insert_event(
-            &tx,
+            c,
             &event(
                 now,
                 EventKind::Revoked,
@@ -197,13 +195,11 @@ pub(super) fn revoke(
             ),
         )?;
     }
-    tx.commit()?;
     Ok(device)
 }
 
-pub(super) fn write_checkin(c: &mut Connection, w: &CheckinWrite) -> Result<bool, Fail> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let n = tx.execute(
+pub(super) fn write_checkin(c: &Connection, w: &CheckinWrite) -> Result<bool, Fail> {
+    let n = c.execute(
         "UPDATE devices SET last_seen = MAX(COALESCE(last_seen, 0), ?1), applied_revision = ?2,
              attempted_revision = ?3, agent_state = ?4, last_error = ?5, health_json = ?6
          WHERE id = ?7 AND status = 'active'",
@@ -220,7 +216,7 @@ pub(super) fn write_checkin(c: &mut Connection, w: &CheckinWrite) -> Result<bool
     if n != 1 {
         return Ok(false);
     }
-    let site: String = tx.query_row(
+    let site: String = c.query_row(
         "SELECT site_id FROM devices WHERE id = ?1",
         [&w.device_id],
         |r| r.get(0),
@@ -237,7 +233,7 @@ pub(super) fn write_checkin(c: &mut Connection, w: &CheckinWrite) -> Result<bool
             detail.extend(e.chars().take(EVENT_ERROR_CHARS));
         }
         rows::insert_event(
-            &tx,
+            c,
             &event(
                 w.now,
                 EventKind::StateChanged,
@@ -250,7 +246,7 @@ pub(super) fn write_checkin(c: &mut Connection, w: &CheckinWrite) -> Result<bool
     }
     for p in &w.offline_periods {
         rows::insert_event(
-            &tx,
+            c,
             &event(
                 w.now,
                 EventKind::Offline,
@@ -266,16 +262,14 @@ pub(super) fn write_checkin(c: &mut Connection, w: &CheckinWrite) -> Result<bool
             ),
         )?;
     }
-    tx.commit()?;
     Ok(true)
 }
 
-pub(super) fn write_heartbeats(c: &mut Connection, beats: &[HeartbeatWrite]) -> Result<(), Fail> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+pub(super) fn write_heartbeats(c: &Connection, beats: &[HeartbeatWrite]) -> Result<(), Fail> {
     {
         // SQLite evaluates every SET expression against the old row, so the CASE sees
         // the previous last_seen.
-        let mut stmt = tx.prepare(
+        let mut stmt = c.prepare(
             "UPDATE devices SET
                  health_json = CASE WHEN COALESCE(last_seen, 0) < ?1 THEN ?2 ELSE health_json END,
                  last_seen = MAX(COALESCE(last_seen, 0), ?1)
@@ -289,6 +283,5 @@ pub(super) fn write_heartbeats(c: &mut Connection, beats: &[HeartbeatWrite]) -> 
             ])?;
         }
     }
-    tx.commit()?;
     Ok(())
 }

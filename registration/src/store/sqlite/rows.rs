@@ -168,7 +168,7 @@ pub(super) fn insert_event(c: &Connection, e: &Event) -> Result<(), Fail> {
     Ok(())
 }
 
-pub(super) fn events(c: &mut Connection, after: i64, limit: usize) -> Result<Vec<Event>, Fail> {
+pub(super) fn events(c: &Connection, after: i64, limit: usize) -> Result<Vec<Event>, Fail> {
     let mut stmt = c.prepare(
         "SELECT seq, at, kind, site_id, device_id, serial, detail FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
