@@ -217,3 +217,75 @@ pub fn pyyaml_to_json(doc: &str) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout).expect("PyYAML output is JSON")
 }
+
+/// Where [`input_with`] writes the hostile file.
+pub const HOSTILE_FILE: &str = "/etc/siteboot-test/hostile.txt";
+
+/// The hostile table: quotes, newlines, `#cloud-config`, anchors/tags, template syntax,
+/// shell metacharacters, unicode (RTL, emoji, NEL/LS/PS, BOM, C0/C1) and 4 KiB values.
+pub fn hostile_values() -> Vec<(&'static str, String)> {
+    let mut v: Vec<(&'static str, String)> = vec![
+        ("double quotes", r#"he said "hi" \"escaped\" "#.into()),
+        ("single quotes", "it's 'quoted' ''".into()),
+        ("newlines", "line1\nline2\r\nline3\n\n".into()),
+        (
+            "cloud-config header",
+            "#cloud-config\nruncmd: [\"rm -rf /\"]\n".into(),
+        ),
+        ("document markers", "---\nfoo: bar\n...\n--- !!map\n".into()),
+        ("yaml anchors", "&a [*a, *a] *b &c".into()),
+        (
+            "yaml tags",
+            "!!python/object/apply:os.system ['id'] !!binary AAAA".into(),
+        ),
+        ("yaml indicators", "- ? : , [ ] { } # | > @ ` % !".into()),
+        ("leading space and colon", "  key: value  ".into()),
+        (
+            "template syntax",
+            "{{ 7*7 }} {% if true %}x{% endif %} {# c #} ${HOME} $(( 1+1 ))".into(),
+        ),
+        ("percent", "%s %n %(x)s 100% %%".into()),
+        ("command substitution", "$(rm -rf /)".into()),
+        (
+            "shell metacharacters",
+            "; reboot; `id` | cat & > /dev/null < /etc/passwd \\ \\\\".into(),
+        ),
+        (
+            "rtl and emoji",
+            "abc\u{202e}cba \u{200f}\u{05d0}\u{05d1} 🚀🔥 e\u{301}".into(),
+        ),
+        ("line separators", "a\u{85}b\u{2028}c\u{2029}d".into()),
+        ("bom and noncharacters", "\u{feff}x\u{fffe}\u{ffff}".into()),
+        (
+            "c0 and c1 controls",
+            "\u{1}\u{7}\u{1b}[31m\u{7f}\u{9b}\u{80}\t".into(),
+        ),
+        ("4 KiB ascii", "x".repeat(4096)),
+    ];
+    let mixed: String = v
+        .iter()
+        .map(|(_, s)| s.as_str())
+        .collect::<Vec<_>>()
+        .join("|");
+    let mut big = String::new();
+    while big.len() < 4096 {
+        big.push_str(&mixed);
+    }
+    v.push(("4 KiB mixed hostile", big));
+    v
+}
+
+/// [`minimal`] with `h` as a file's content, a preCommand and a postCommand.
+pub fn input_with(h: &str) -> RenderInput {
+    RenderInput {
+        files: vec![FileSpec {
+            path: HOSTILE_FILE.into(),
+            content: h.into(),
+            permissions: Some("0600".into()),
+            owner: None,
+        }],
+        pre_commands: vec![h.into()],
+        post_commands: vec![h.into()],
+        ..minimal()
+    }
+}
