@@ -171,6 +171,8 @@ impl Negotiate for OneRound<'_> {
     }
 
     fn add_wants(&mut self, arguments: &mut Arguments, _known: &[bool]) -> bool {
+        // Nobody reads the server's progress text: do not pay for it on the wire.
+        arguments.add_feature("no-progress");
         for want in self.wants {
             arguments.want(want);
         }
