@@ -13,9 +13,12 @@
 //!   [`Change`]s (write, delete) and returns the new [`CommitId`]; branches can be created
 //!   or moved for pinned-revision rings. `uploadpack.allowAnySHA1InWant` and
 //!   `uploadpack.allowFilter` are on so clients can fetch one pinned revision shallowly.
-//! - [`GitDaemon`] ([`daemon`]): `git daemon --export-all --base-path=<tmp>/repos
+//! - [`GitDaemon`] ([`daemon`]): `git-daemon --export-all --base-path=<tmp>/repos
 //!   --reuseaddr --listen=127.0.0.1 --port=<port>`; URL `git://127.0.0.1:<port>/<name>.git`.
 //!   Ready when a real `git-upload-pack` request over the port gets a pkt-line answer.
+//!   It is started as `/usr/lib/git-core/git-daemon`, not `git daemon`: the `git`
+//!   wrapper runs the daemon as its child, so killing the wrapper would leave the daemon
+//!   serving. [`GitDaemon::start_on_port`] brings a server back on the same URL.
 //! - [`GitHttpServer`] ([`http`]): an in-process hyper server (own thread, own tokio
 //!   runtime, so it works from sync and async tests alike) that runs
 //!   `git http-backend` as a CGI per request: request headers become the CGI variables

@@ -423,3 +423,55 @@ fn shallow_fetch_of_a_pinned_revision_works_on_every_server() {
     );
     run.finish();
 }
+
+/// An outage and a recovery on the same URL, as the agent's offline journeys need.
+#[test]
+fn servers_come_back_on_the_same_port_after_an_outage() {
+    let run = TestRun::new("servers_come_back_on_the_same_port_after_an_outage");
+    let mut repo = GitRepo::create("fleet", FILES).unwrap();
+    let http =
+        GitHttpServer::start(&repo, GitHttpConfig::http(), &run.log_path("git-http")).unwrap();
+    let mut daemon = GitDaemon::start(&repo, &run.log_path("git-daemon")).unwrap();
+    let (http_url, daemon_url) = (http.url(&repo), daemon.url(&repo));
+    let (http_port, daemon_port) = (http.port(), daemon.port());
+    let http_client = Client::new();
+    let daemon_client = Client::new();
+    assert_success("http clone", &http_client.clone(&http_url, &[], &[]));
+    assert_success("daemon clone", &daemon_client.clone(&daemon_url, &[], &[]));
+
+    drop(http);
+    daemon.process().kill().unwrap();
+    let second = repo
+        .commit("while offline", &[Change::write("baseline/version", "2\n")])
+        .unwrap();
+    for (name, client) in [("http", &http_client), ("daemon", &daemon_client)] {
+        let out = client
+            .git()
+            .args(["fetch", "--quiet", "origin"])
+            .current_dir(client.checkout())
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "{name}: fetch during the outage succeeded"
+        );
+    }
+
+    let http = GitHttpServer::start(
+        &repo,
+        GitHttpConfig::http().port(http_port),
+        &run.log_path("git-http"),
+    )
+    .unwrap();
+    let _daemon =
+        GitDaemon::start_on_port(&repo, daemon_port, &run.log_path("git-daemon")).unwrap();
+    assert_eq!(http.url(&repo), http_url);
+    assert_eq!(http_client.fetch(&[], &[], "main"), second);
+    assert_eq!(daemon_client.fetch(&[], &[], "main"), second);
+    // A restarted server logs to a new file; both are kept for the dump.
+    assert!(run
+        .logs()
+        .iter()
+        .any(|(_, p)| p.ends_with("git-daemon-2.log")));
+    run.finish();
+}

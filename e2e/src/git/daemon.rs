@@ -5,9 +5,13 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use super::{isolated_env, GitError, GitRepo, GIT};
+use super::{isolated_env, GitError, GitRepo};
 use crate::ports;
 use crate::process::{Process, Spec, READY_TIMEOUT};
+
+/// Debian's git-daemon. Run directly, not as `git daemon`: the `git` wrapper would run it
+/// as a child, and killing the wrapper would orphan a daemon that keeps serving.
+pub const GIT_DAEMON: &str = "/usr/lib/git-core/git-daemon";
 
 /// A running `git daemon`; killed on drop.
 #[derive(Debug)]
@@ -40,12 +44,16 @@ pub fn upload_pack_answers(addr: SocketAddr, path: &str) -> bool {
 impl GitDaemon {
     /// Serves the base path of `repo` (and so every repository in it), logging to `log`.
     pub fn start(repo: &GitRepo, log: &Path) -> Result<GitDaemon, GitError> {
-        let port = ports::free_port()?;
+        Self::start_on_port(repo, ports::free_port()?, log)
+    }
+
+    /// Like [`GitDaemon::start`] on a given port: to bring a server back on the same
+    /// URL after an outage (`--reuseaddr` lets it rebind at once).
+    pub fn start_on_port(repo: &GitRepo, port: u16, log: &Path) -> Result<GitDaemon, GitError> {
         let base = repo.base_path();
         let home = base.parent().unwrap_or(&base).join("home");
-        let mut spec = Spec::new(GIT)
+        let mut spec = Spec::new(GIT_DAEMON)
             .clear_env()
-            .arg("daemon")
             .arg("--reuseaddr")
             .arg("--listen=127.0.0.1")
             .arg(format!("--port={port}"))
