@@ -1,6 +1,11 @@
 //! Reading the layers of a checkout from disk (the only I/O before rendering): every
 //! `.yaml` / `.yml` file below each assigned path, recursively, sorted by path.
 //! `kustomization.yaml` files are skipped (the agent applies plain manifests).
+//!
+//! An assigned path missing from the revision is an empty layer: Git cannot hold an empty
+//! directory, so deleting the last file of a site overlay (or a site that never had one)
+//! must not fail the revision. When *no* assigned path exists the revision fails: that is
+//! a wrong repository, branch or path list, and applying it would prune everything.
 
 use std::fs;
 use std::path::Path;
@@ -10,9 +15,9 @@ use crate::render::{Layer, SourceFile};
 /// Why a layer could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckoutError {
-    /// An assigned path is missing from the revision.
-    #[error("assigned path {0} does not exist in this revision")]
-    MissingPath(String),
+    /// None of the assigned paths exists in the revision.
+    #[error("none of the assigned paths ({0}) exists in this revision: check the repository, branch and paths")]
+    NoPaths(String),
     /// An assigned path escapes the checkout.
     #[error("assigned path {0:?} is not a relative path inside the repository")]
     BadPath(String),
@@ -30,9 +35,22 @@ pub enum CheckoutError {
     NotText(String),
 }
 
-/// Reads `paths` (in order) below `root`.
+/// Reads `paths` (in order) below `root`; missing ones are empty layers.
 pub fn load_layers(root: &Path, paths: &[String]) -> Result<Vec<Layer>, CheckoutError> {
+    let missing = missing_paths(root, paths);
+    if !paths.is_empty() && missing.len() == paths.len() {
+        return Err(CheckoutError::NoPaths(paths.join(", ")));
+    }
     paths.iter().map(|p| load_layer(root, p)).collect()
+}
+
+/// Assigned paths absent from the checkout.
+pub fn missing_paths(root: &Path, paths: &[String]) -> Vec<String> {
+    paths
+        .iter()
+        .filter(|p| !root.join(p.trim_matches('/')).exists())
+        .cloned()
+        .collect()
 }
 
 fn load_layer(root: &Path, path: &str) -> Result<Layer, CheckoutError> {
@@ -41,11 +59,10 @@ fn load_layer(root: &Path, path: &str) -> Result<Layer, CheckoutError> {
         return Err(CheckoutError::BadPath(path.into()));
     }
     let dir = root.join(rel);
-    if !dir.exists() {
-        return Err(CheckoutError::MissingPath(path.into()));
-    }
     let mut files = Vec::new();
-    if dir.is_file() {
+    if !dir.exists() {
+        // Empty layer (see the module docs).
+    } else if dir.is_file() {
         files.push(read_file(root, &dir)?);
     } else {
         walk(root, &dir, &mut files)?;

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::{render_key, Agent, LastGood};
 use crate::apply::{plan, ApplyError};
-use crate::checkout::{load_layers, CheckoutError};
+use crate::checkout::{load_layers, missing_paths, CheckoutError};
 use crate::render::{render, ObjectRef, RenderError};
 use crate::source::Fetched;
 use crate::status::clip_error;
@@ -120,6 +120,9 @@ impl Agent {
 
     async fn try_apply(&mut self, fetched: &Fetched) -> Result<LastGood, AttemptError> {
         let layers = load_layers(&fetched.root, &self.assignment.paths)?;
+        for missing in missing_paths(&fetched.root, &self.assignment.paths) {
+            tracing::warn!(path = %missing, revision = %fetched.revision, "assigned path is absent from this revision: rendered as an empty layer");
+        }
         let rendered = render(&layers, &self.assignment.labels)?;
         let refs: Vec<ObjectRef> = rendered.refs();
         // Record before touching the cluster: a crash from here on can still prune.
