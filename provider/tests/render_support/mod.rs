@@ -190,7 +190,7 @@ pub fn assert_golden(file: &str, actual: &str) {
             .lines()
             .zip(actual.lines())
             .position(|(a, b)| a != b)
-            .map_or_else(|| want.lines().count().min(actual.lines().count()), |i| i);
+            .unwrap_or_else(|| want.lines().count().min(actual.lines().count()));
         panic!(
             "{file} differs from the golden file at line {}:\n  golden: {:?}\n  actual: {:?}\n(rerun with UPDATE_GOLDEN=1 after reviewing)",
             line + 1,
