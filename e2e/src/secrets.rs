@@ -12,6 +12,8 @@
 //! - A plain secret ([`SecretSet::register`]) is searched for byte-for-byte, and also in
 //!   its percent-encoded form when that differs (a token in a logged URL query).
 //!   Values shorter than [`MIN_SECRET_LEN`] are refused: they would match by accident.
+//! - An HTTP basic-auth password ([`SecretSet::register_basic_auth`]) is also searched
+//!   for as the base64 `user:password` an `Authorization: Basic` header carries.
 //! - A PEM or OpenSSH private key ([`SecretSet::register_pem`]) is registered as each of
 //!   its base64 body lines of at least [`MIN_PEM_CHUNK_LEN`] characters, so a key that is
 //!   logged partly, or re-wrapped at another line width, is still caught by its first
@@ -239,6 +241,18 @@ impl SecretSet {
             "secret `{name}` has no PEM body line to register"
         );
         self.push(needles);
+    }
+
+    /// Registers an HTTP basic-auth password and the `Authorization` header value it
+    /// travels as (`base64("user:password")`), so a logged header is caught too.
+    pub fn register_basic_auth(&self, name: &str, user: &str, password: &str) {
+        use base64::Engine as _;
+        self.register(name, password);
+        let header = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        self.push(plain_needles(
+            &format!("{name} (basic auth header)"),
+            header.as_bytes(),
+        ));
     }
 
     /// Every registered secret found in `text`.

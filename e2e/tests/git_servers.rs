@@ -135,7 +135,8 @@ fn git_daemon_serves_clones_and_new_commits() {
 fn http_backend_with_basic_auth_serves_the_right_user_only() {
     let run = TestRun::new("http_backend_with_basic_auth_serves_the_right_user_only");
     let password = "fleet-reader-pw-0142";
-    run.register_secret("git-basic-password", password);
+    run.secrets()
+        .register_basic_auth("git-basic-password", "fleet", password);
     let mut repo = GitRepo::create("fleet", FILES).unwrap();
     let log = run.log_path("git-http");
     let server =

@@ -130,3 +130,15 @@ fn missing_files_are_skipped() {
         .scan_files([Path::new("/nonexistent/siteboot/log")])
         .is_empty());
 }
+
+#[test]
+fn basic_auth_is_found_as_password_and_as_header() {
+    let set = SecretSet::new();
+    set.register_basic_auth("git-password", "fleet", "fleet-reader-pw");
+    // base64("fleet:fleet-reader-pw")
+    let header = b"authorization: Basic ZmxlZXQ6ZmxlZXQtcmVhZGVyLXB3\n";
+    let found = set.scan_bytes(header);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].secret, "git-password (basic auth header)");
+    assert_eq!(set.scan_bytes(b"pw=fleet-reader-pw").len(), 1);
+}
