@@ -10,7 +10,10 @@
 //!
 //! A poll whose branch head equals `known` (and whose checkout exists) costs a handshake
 //! and `ls-refs` only: no pack is requested. A pinned commit already in the object store
-//! costs nothing on the wire.
+//! costs nothing on the wire. A new commit is fetched with depth 1; when the server speaks
+//! protocol v2 with `filter`, as commit and trees only (`blob:none`, with the previous
+//! commit as `have`), followed by exactly the blobs under the assigned paths that the
+//! object store lacks ([`protocol`]). Bytes on the wire are counted per fetch.
 
 mod classify;
 mod counting;

@@ -194,7 +194,7 @@ pub(crate) fn prune(checkouts: &Path, current: &Path, keep: Option<&str>) {
         })
         .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
         .collect();
-    others.sort_by(|a, b| b.0.cmp(&a.0));
+    others.sort_by_key(|o| std::cmp::Reverse(o.0));
     for (_, old) in others.into_iter().skip(KEEP) {
         std::fs::remove_dir_all(&old).ok();
     }

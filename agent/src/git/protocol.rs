@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use gix::protocol::fetch::negotiate::{self, Action, Round};
 use gix::protocol::fetch::{self as proto_fetch, Arguments, Negotiate, Shallow, Tags};
-use gix::protocol::Handshake;
 use gix::protocol::transport::client::blocking_io::Transport;
 use gix::protocol::transport::{Protocol, Service};
+use gix::protocol::Handshake;
 use gix::ObjectId;
 
 /// An open conversation with an upload-pack server.
