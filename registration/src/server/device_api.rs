@@ -27,7 +27,7 @@ use super::error::{internal, Failure};
 use super::peer::ConnInfo;
 use super::state::AppState;
 use crate::ca::{parse_csr, CsrError, ValidCsr};
-use crate::registry::{PollOutcome, RegisterOutcome};
+use crate::registry::{PollOutcome, RegisterOutcome, RegistryError};
 
 /// Largest accepted check-in error text.
 const MAX_ERROR_TEXT: usize = 4096;
@@ -241,19 +241,23 @@ fn poll_secret(headers: &HeaderMap) -> Result<SecretString, ApiError> {
         })
 }
 
-/// A device authenticated by its client certificate and still active.
+/// The identity named by the connection's verified client certificate (not yet checked
+/// against the store).
 #[derive(Debug, Clone)]
-pub struct AuthedDevice {
+pub struct CertIdentity {
     /// Site.
     pub site_id: String,
     /// Device.
     pub device_id: String,
 }
 
-impl FromRequestParts<Arc<AppState>> for AuthedDevice {
+impl FromRequestParts<Arc<AppState>> for CertIdentity {
     type Rejection = Failure;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Failure> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &Arc<AppState>,
+    ) -> Result<Self, Failure> {
         let peer = parts
             .extensions
             .get::<ConnInfo>()
@@ -264,6 +268,35 @@ impl FromRequestParts<Arc<AppState>> for AuthedDevice {
                     "this endpoint requires mTLS: present the client certificate issued at registration",
                 )
             })?;
+        Ok(Self {
+            site_id: peer.site_id,
+            device_id: peer.device_id,
+        })
+    }
+}
+
+/// A device authenticated by its client certificate and still active in the store.
+#[derive(Debug, Clone)]
+pub struct AuthedDevice {
+    /// Site.
+    pub site_id: String,
+    /// Device.
+    pub device_id: String,
+}
+
+fn revoked(site_id: &str, device_id: &str) -> ApiError {
+    tracing::info!(device_id, site_id, "revoked device refused");
+    ApiError::new(
+        ErrorCode::DeviceRevoked,
+        "this device was revoked (replaced or retired): register again with a claim code",
+    )
+}
+
+impl FromRequestParts<Arc<AppState>> for AuthedDevice {
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Failure> {
+        let peer = CertIdentity::from_request_parts(parts, state).await?;
         // Checked on every request so a revocation (e.g. a claim redeemed by a replacement
         // box) takes effect at once, even on kept-alive connections.
         let device = state
@@ -277,12 +310,7 @@ impl FromRequestParts<Arc<AppState>> for AuthedDevice {
                 device_id: peer.device_id,
             }),
             Some(d) if d.status == DeviceStatus::Revoked => {
-                tracing::info!(device_id = %peer.device_id, site_id = %peer.site_id, "revoked device refused");
-                Err(ApiError::new(
-                    ErrorCode::DeviceRevoked,
-                    "this device was revoked (replaced or retired): register again with a claim code",
-                )
-                .into())
+                Err(revoked(&peer.site_id, &peer.device_id).into())
             }
             _ => Err(ApiError::new(
                 ErrorCode::Forbidden,
@@ -293,10 +321,12 @@ impl FromRequestParts<Arc<AppState>> for AuthedDevice {
     }
 }
 
-/// `POST /v1/checkin` (mTLS).
+/// `POST /v1/checkin` (mTLS). [`Registry::checkin`](crate::registry::Registry::checkin)
+/// reads the device record itself and refuses revoked devices and foreign sites, so this
+/// route skips the extra gate read that [`AuthedDevice`] does.
 pub async fn checkin(
     State(state): State<Arc<AppState>>,
-    device: AuthedDevice,
+    device: CertIdentity,
     headers: HeaderMap,
     body: Body,
 ) -> Result<axum::Json<CheckinResponse>, Failure> {
@@ -313,7 +343,7 @@ pub async fn checkin(
 
 async fn checkin_inner(
     state: &AppState,
-    device: &AuthedDevice,
+    device: &CertIdentity,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<CheckinResponse, ApiError> {
@@ -333,7 +363,10 @@ async fn checkin_inner(
         .registry
         .checkin(&device.site_id, &device.device_id, &req, Utc::now())
         .await
-        .map_err(|e| e.to_api_error())
+        .map_err(|e| match e {
+            RegistryError::DeviceRevoked { .. } => revoked(&device.site_id, &device.device_id),
+            other => other.to_api_error(),
+        })
 }
 
 /// `POST /v1/certificate` (mTLS): a new certificate for a new key, same identity.

@@ -40,6 +40,9 @@ pub async fn build_state(
         None => InventoryHandle::fixed(Inventory::empty(NO_INVENTORY_GIT_URL)),
     };
     let sites = inventory.current().len();
+    if prepared.created.contains(&data_dir.git_credentials) {
+        seed_placeholders(data_dir, &inventory.current())?;
+    }
     let read = |p: &std::path::Path| {
         std::fs::read_to_string(p).map_err(|e| wiring(format!("read {}: {e}", p.display())))
     };
@@ -69,6 +72,30 @@ pub async fn build_state(
         checkin_interval_seconds: config.checkin_interval_seconds,
     };
     Ok((state, sites))
+}
+
+/// On first start, writes a placeholder for every credential the inventory names, so the
+/// embedded demo hands out assignments; the comment says to replace them.
+fn seed_placeholders(data_dir: &DataDir, inventory: &Inventory) -> Result<(), ServeError> {
+    let refs = inventory.auth_refs();
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let mut text = String::from(
+        "# Git credentials by name, referenced by the inventory's authRef (type token, basic,\n\
+         # ssh or ca). PLACEHOLDERS written on first start: replace them with real credentials\n\
+         # and restart the service.\n",
+    );
+    for name in refs {
+        text.push_str(&format!(
+            "{}:\n  type: token\n  token: replace-me\n",
+            serde_json::to_string(name).unwrap_or_default()
+        ));
+    }
+    crate::datadir::write_atomic(&data_dir.git_credentials, text.as_bytes(), 0o600)
+        .map_err(|e| ServeError::Wiring(e.to_string()))?;
+    tracing::warn!(file = %data_dir.git_credentials.display(), "wrote placeholder git credentials for the inventory's authRefs: replace them");
+    Ok(())
 }
 
 /// Ready when the store answers a query and an inventory is loaded; returns the site count.
