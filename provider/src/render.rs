@@ -14,6 +14,7 @@ pub mod encode;
 mod ignition;
 pub mod payload;
 mod pem;
+pub mod read_back;
 pub mod shell;
 pub mod validate;
 
