@@ -26,8 +26,18 @@ const SITE: &str = "store-0107";
 const DEADLINE: Duration = Duration::from_secs(90);
 
 fn ar(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
-    let api_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    ApiResource { group: group.into(), version: version.into(), api_version, kind: kind.into(), plural: plural.into() }
+    let api_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version,
+        kind: kind.into(),
+        plural: plural.into(),
+    }
 }
 
 fn capi_crd(kind: &str, plural: &str) -> Value {
@@ -73,14 +83,21 @@ async fn post_json(base: &str, ca_pem: &str, path: &str, body: &Value) -> Result
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert?)?;
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let host = authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority);
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let host = authority
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(authority);
     let tcp = tokio::net::TcpStream::connect(authority).await?;
     let name = rustls::pki_types::ServerName::try_from(host.to_string())?;
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await?;
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await?;
     let body = serde_json::to_vec(body)?;
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -91,20 +108,35 @@ async fn post_json(base: &str, ca_pem: &str, path: &str, body: &Value) -> Result
     let mut response = Vec::new();
     let _ = tls.read_to_end(&mut response).await;
     let text = String::from_utf8_lossy(&response);
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("no HTTP status line")?;
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no HTTP status line")?;
     Ok(status)
 }
 
 /// The content of the cloud-config `write_files` entry at `path`.
 fn written_file(cloud_config: &str, path: &str) -> Result<String> {
     let doc: serde_norway::Value = serde_norway::from_str(cloud_config)?;
-    let files = doc.get("write_files").and_then(|f| f.as_sequence()).context("no write_files")?;
+    let files = doc
+        .get("write_files")
+        .and_then(|f| f.as_sequence())
+        .context("no write_files")?;
     for f in files {
         if f.get("path").and_then(|p| p.as_str()) == Some(path) {
-            let content = f.get("content").and_then(|c| c.as_str()).unwrap_or_default();
-            let encoding = f.get("encoding").and_then(|e| e.as_str()).unwrap_or("text/plain");
+            let content = f
+                .get("content")
+                .and_then(|c| c.as_str())
+                .unwrap_or_default();
+            let encoding = f
+                .get("encoding")
+                .and_then(|e| e.as_str())
+                .unwrap_or("text/plain");
             return Ok(match encoding {
-                "b64" | "base64" => String::from_utf8(base64::engine::general_purpose::STANDARD.decode(content.trim())?)?,
+                "b64" | "base64" => String::from_utf8(
+                    base64::engine::general_purpose::STANDARD.decode(content.trim())?,
+                )?,
                 _ => content.to_string(),
             });
         }
@@ -114,7 +146,9 @@ fn written_file(cloud_config: &str, path: &str) -> Result<String> {
 
 fn register_body(token: &str, serial: &str) -> Result<Value> {
     let key = rcgen::KeyPair::generate()?;
-    let csr = rcgen::CertificateParams::new(Vec::<String>::new())?.serialize_request(&key)?.pem()?;
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())?
+        .serialize_request(&key)?
+        .pem()?;
     Ok(json!({
         "credential": {"type": "token", "token": token},
         "csr": csr,
@@ -134,48 +168,86 @@ async fn provider_binary_bootstraps_a_machine_whose_token_redeems_exactly_once()
     let registration = run.spawn(
         "registration",
         &Spec::new(binaries::binary("siteboot-registration")?)
-            .arg("--listen").arg("127.0.0.1:0")
-            .arg("--data-dir").arg(&data_dir)
-            .arg("--inventory").arg(&inventory)
-            .arg("--ready-file").arg(&ready)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--inventory")
+            .arg(&inventory)
+            .arg("--ready-file")
+            .arg(&ready)
             .cwd(run.dir()),
     )?;
     let reg_url = wait_file(&ready).await?;
     let ca_pem = std::fs::read_to_string(data_dir.join("ca.pem"))?;
-    let operator_token = std::fs::read_to_string(data_dir.join("operator-token"))?.trim().to_string();
+    let operator_token = std::fs::read_to_string(data_dir.join("operator-token"))?
+        .trim()
+        .to_string();
     run.register_secret("operator credential", &operator_token);
 
     // The management cluster, as CAPI core would leave it.
     let emu = Emulator::start().await?;
     let client = emu.client().await?;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [capi_crd("Cluster", "clusters"), capi_crd("Machine", "machines")] {
-        crds.create(&PostParams::default(), &serde_json::from_value(crd)?).await?;
+    for crd in [
+        capi_crd("Cluster", "clusters"),
+        capi_crd("Machine", "machines"),
+    ] {
+        crds.create(&PostParams::default(), &serde_json::from_value(crd)?)
+            .await?;
     }
-    for file in ["bootstrap.cluster.x-k8s.io_sitebootstrapconfigs.yaml", "bootstrap.cluster.x-k8s.io_sitebootstrapconfigtemplates.yaml"] {
-        let text = std::fs::read_to_string(binaries::workspace_root().join("config/crd/bases").join(file))?;
+    for file in [
+        "bootstrap.cluster.x-k8s.io_sitebootstrapconfigs.yaml",
+        "bootstrap.cluster.x-k8s.io_sitebootstrapconfigtemplates.yaml",
+    ] {
+        let text = std::fs::read_to_string(
+            binaries::workspace_root()
+                .join("config/crd/bases")
+                .join(file),
+        )?;
         let crd: CustomResourceDefinition = serde_norway::from_str(&text)?;
         crds.create(&PostParams::default(), &crd).await?;
     }
     let namespaces = ar("", "v1", "Namespace", "namespaces");
     Api::<DynamicObject>::all_with(client.clone(), &namespaces)
-        .create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}))?)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+            )?,
+        )
         .await?;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     create(&client, &ar("", "v1", "Secret", "secrets"), json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "registration-operator", "namespace": NS}, "data": {"token": b64(&operator_token)}})).await?;
-    create(&client, &ar("", "v1", "ConfigMap", "configmaps"), json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "registration-ca", "namespace": NS}, "data": {"ca.crt": ca_pem}})).await?;
+    create(
+        &client,
+        &ar("", "v1", "ConfigMap", "configmaps"),
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "registration-ca", "namespace": NS}, "data": {"ca.crt": ca_pem}}),
+    )
+    .await?;
     let cluster_ar = ar("cluster.x-k8s.io", "v1beta2", "Cluster", "clusters");
     create(&client, &cluster_ar, json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Cluster",
         "metadata": {"name": SITE, "namespace": NS, "labels": {"siteboot.io/site-id": SITE}}, "spec": {}})).await?;
     Api::<DynamicObject>::namespaced_with(client.clone(), NS, &cluster_ar)
-        .patch_status(SITE, &Default::default(), &kube::api::Patch::Merge(json!({"status": {"initialization": {"infrastructureProvisioned": true}}})))
+        .patch_status(
+            SITE,
+            &Default::default(),
+            &kube::api::Patch::Merge(
+                json!({"status": {"initialization": {"infrastructureProvisioned": true}}}),
+            ),
+        )
         .await?;
     let machine = create(&client, &ar("cluster.x-k8s.io", "v1beta2", "Machine", "machines"), json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
         "metadata": {"name": "edge-0107", "namespace": NS, "labels": {"cluster.x-k8s.io/cluster-name": SITE}},
         "spec": {"clusterName": SITE, "bootstrap": {"configRef": {"apiGroup": "bootstrap.cluster.x-k8s.io", "kind": "SiteBootstrapConfig", "name": "edge-0107"}}}})).await?;
-    let config_ar = ar("bootstrap.cluster.x-k8s.io", "v1alpha1", "SiteBootstrapConfig", "sitebootstrapconfigs");
+    let config_ar = ar(
+        "bootstrap.cluster.x-k8s.io",
+        "v1alpha1",
+        "SiteBootstrapConfig",
+        "sitebootstrapconfigs",
+    );
     create(&client, &config_ar, json!({"apiVersion": "bootstrap.cluster.x-k8s.io/v1alpha1", "kind": "SiteBootstrapConfig",
         "metadata": {"name": "edge-0107", "namespace": NS, "labels": {"cluster.x-k8s.io/cluster-name": SITE},
             "ownerReferences": [{"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine", "name": "edge-0107", "uid": machine.uid(), "controller": true, "blockOwnerDeletion": true}]},
@@ -191,18 +263,29 @@ async fn provider_binary_bootstraps_a_machine_whose_token_redeems_exactly_once()
     let mut provider = run.spawn(
         "provider",
         &Spec::new(binaries::binary("siteboot-provider")?)
-            .arg("--namespace").arg(NS)
-            .arg("--metrics-bind-address").arg("127.0.0.1:0")
-            .arg("--health-probe-bind-address").arg("127.0.0.1:0")
-            .arg("--token-check-interval-seconds").arg("2")
+            .arg("--namespace")
+            .arg(NS)
+            .arg("--metrics-bind-address")
+            .arg("127.0.0.1:0")
+            .arg("--health-probe-bind-address")
+            .arg("127.0.0.1:0")
+            .arg("--token-check-interval-seconds")
+            .arg("2")
             .env("KUBECONFIG", emu.kubeconfig_path())
             .env("RUST_LOG", "info,siteboot_provider=debug"),
     )?;
 
     let configs: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &config_ar);
     let cond = |cfg: &DynamicObject, t: &str| -> Option<(String, String)> {
-        let c = cfg.data["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == t)?.clone();
-        Some((c["status"].as_str()?.to_string(), c["reason"].as_str()?.to_string()))
+        let c = cfg.data["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == t)?
+            .clone();
+        Some((
+            c["status"].as_str()?.to_string(),
+            c["reason"].as_str()?.to_string(),
+        ))
     };
     let deadline = tokio::time::Instant::now() + DEADLINE;
     let cfg = loop {
@@ -214,7 +297,10 @@ async fn provider_binary_bootstraps_a_machine_whose_token_redeems_exactly_once()
             bail!("provider exited early ({status}):\n{}", provider.log());
         }
         if tokio::time::Instant::now() > deadline {
-            bail!("config never reached dataSecretCreated; status: {}", cfg.data["status"]);
+            bail!(
+                "config never reached dataSecretCreated; status: {}",
+                cfg.data["status"]
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -224,16 +310,42 @@ async fn provider_binary_bootstraps_a_machine_whose_token_redeems_exactly_once()
     assert_eq!(st["siteId"], SITE);
     assert_eq!(st["observedGeneration"], json!(cfg.metadata.generation));
     assert_eq!(cond(&cfg, "Ready"), Some(("True".into(), "Ready".into())));
-    assert_eq!(cond(&cfg, "DataSecretAvailable"), Some(("True".into(), "Available".into())));
-    assert_eq!(cond(&cfg, "Paused"), Some(("False".into(), "NotPaused".into())));
-    assert_eq!(cond(&cfg, "Registered"), Some(("False".into(), "WaitingForDevice".into())));
-    let token_id = st["tokenId"].as_str().context("status.tokenId")?.to_string();
+    assert_eq!(
+        cond(&cfg, "DataSecretAvailable"),
+        Some(("True".into(), "Available".into()))
+    );
+    assert_eq!(
+        cond(&cfg, "Paused"),
+        Some(("False".into(), "NotPaused".into()))
+    );
+    assert_eq!(
+        cond(&cfg, "Registered"),
+        Some(("False".into(), "WaitingForDevice".into()))
+    );
+    let token_id = st["tokenId"]
+        .as_str()
+        .context("status.tokenId")?
+        .to_string();
 
-    let secret = Api::<Secret>::namespaced(client.clone(), NS).get("edge-0107").await?;
+    let secret = Api::<Secret>::namespaced(client.clone(), NS)
+        .get("edge-0107")
+        .await?;
     assert_eq!(secret.type_.as_deref(), Some("cluster.x-k8s.io/secret"));
-    assert_eq!(secret.labels().get("cluster.x-k8s.io/cluster-name").map(String::as_str), Some(SITE));
-    let owner = secret.owner_references().first().context("owner reference")?;
-    assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.controller), ("SiteBootstrapConfig", "edge-0107", Some(true)));
+    assert_eq!(
+        secret
+            .labels()
+            .get("cluster.x-k8s.io/cluster-name")
+            .map(String::as_str),
+        Some(SITE)
+    );
+    let owner = secret
+        .owner_references()
+        .first()
+        .context("owner reference")?;
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("SiteBootstrapConfig", "edge-0107", Some(true))
+    );
     assert_eq!(Some(&owner.uid), cfg.metadata.uid.as_ref());
     let data = secret.data.clone().context("secret data")?;
     assert_eq!(data["format"].0, b"cloud-config");
@@ -241,14 +353,34 @@ async fn provider_binary_bootstraps_a_machine_whose_token_redeems_exactly_once()
     assert!(value.starts_with("#cloud-config"));
 
     // The token the box would find on first boot.
-    let token = written_file(&value, "/etc/siteboot/registration-token")?.trim().to_string();
+    let token = written_file(&value, "/etc/siteboot/registration-token")?
+        .trim()
+        .to_string();
     run.register_secret("registration token", &token);
-    assert!(token.starts_with(&format!("sbt1.{token_id}.")), "token in the data is the one in status");
-    assert!(!serde_json::to_string(&cfg)?.contains(&token), "the token never reaches the config");
+    assert!(
+        token.starts_with(&format!("sbt1.{token_id}.")),
+        "token in the data is the one in status"
+    );
+    assert!(
+        !serde_json::to_string(&cfg)?.contains(&token),
+        "the token never reaches the config"
+    );
 
-    let first = post_json(&reg_url, &ca_pem, "/v1/register", &register_body(&token, "SB0107A01X")?).await?;
+    let first = post_json(
+        &reg_url,
+        &ca_pem,
+        "/v1/register",
+        &register_body(&token, "SB0107A01X")?,
+    )
+    .await?;
     assert_eq!(first, 201, "first redemption registers the device");
-    let second = post_json(&reg_url, &ca_pem, "/v1/register", &register_body(&token, "SB0107A01X")?).await?;
+    let second = post_json(
+        &reg_url,
+        &ca_pem,
+        "/v1/register",
+        &register_body(&token, "SB0107A01X")?,
+    )
+    .await?;
     assert_eq!(second, 401, "a one-time token does not work twice");
 
     // The provider notices on its own and shows the device.
@@ -256,11 +388,16 @@ async fn provider_binary_bootstraps_a_machine_whose_token_redeems_exactly_once()
     loop {
         let cfg = configs.get("edge-0107").await?;
         if cond(&cfg, "Registered") == Some(("True".into(), "Registered".into())) {
-            assert!(cfg.data["status"]["deviceId"].as_str().is_some_and(|d| !d.is_empty()));
+            assert!(cfg.data["status"]["deviceId"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()));
             break;
         }
         if tokio::time::Instant::now() > deadline {
-            bail!("Registered never became True; status: {}", cfg.data["status"]);
+            bail!(
+                "Registered never became True; status: {}",
+                cfg.data["status"]
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

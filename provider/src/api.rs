@@ -28,11 +28,36 @@ pub use status::{Condition, ConditionStatus, Initialization, SiteBootstrapConfig
     doc = "SiteBootstrapConfig is the Cluster API bootstrap config of siteboot: it renders cloud-init or Ignition data that installs the siteboot agent with a one-time registration token for the Machine's site.",
     label("cluster.x-k8s.io/v1beta2", "v1alpha1"),
     label("cluster.x-k8s.io/v1beta1", "v1alpha1"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status", description = "Bootstrap data is available"),
-    printcolumn(name = "Site", type_ = "string", json_path = ".status.siteId", description = "Site the Machine registers as"),
-    printcolumn(name = "Registered", type_ = "string", json_path = ".status.conditions[?(@.type==\"Registered\")].status", description = "The device redeemed its token"),
-    printcolumn(name = "Device", type_ = "string", json_path = ".status.deviceId", priority = 1, description = "Registered device id"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Bootstrap data is available"
+    ),
+    printcolumn(
+        name = "Site",
+        type_ = "string",
+        json_path = ".status.siteId",
+        description = "Site the Machine registers as"
+    ),
+    printcolumn(
+        name = "Registered",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Registered\")].status",
+        description = "The device redeemed its token"
+    ),
+    printcolumn(
+        name = "Device",
+        type_ = "string",
+        json_path = ".status.deviceId",
+        priority = 1,
+        description = "Registered device id"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SiteBootstrapConfigSpec {
@@ -270,7 +295,11 @@ pub struct Ntp {
     doc = "SiteBootstrapConfigTemplate is the template Cluster API clones into one SiteBootstrapConfig per Machine.",
     label("cluster.x-k8s.io/v1beta2", "v1alpha1"),
     label("cluster.x-k8s.io/v1beta1", "v1alpha1"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SiteBootstrapConfigTemplateSpec {

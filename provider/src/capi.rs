@@ -47,7 +47,10 @@ fn path<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a Value> {
 }
 
 fn string(v: &Value, keys: &[&str]) -> Option<String> {
-    path(v, keys).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string)
+    path(v, keys)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 impl MachineFacts {
@@ -55,7 +58,10 @@ impl MachineFacts {
     pub fn from_dynamic(m: &DynamicObject) -> Self {
         let d = &m.data;
         let config_ref = path(d, &["spec", "bootstrap", "configRef"]).and_then(|r| {
-            Some((r.get("kind")?.as_str()?.to_string(), r.get("name")?.as_str()?.to_string()))
+            Some((
+                r.get("kind")?.as_str()?.to_string(),
+                r.get("name")?.as_str()?.to_string(),
+            ))
         });
         MachineFacts {
             name: m.name_any(),
@@ -65,7 +71,9 @@ impl MachineFacts {
             labels: m.labels().clone(),
             config_ref,
             data_secret_name: string(d, &["spec", "bootstrap", "dataSecretName"]),
-            has_node_ref: path(d, &["status", "nodeRef", "name"]).and_then(Value::as_str).is_some_and(|s| !s.is_empty()),
+            has_node_ref: path(d, &["status", "nodeRef", "name"])
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty()),
             deleting: m.metadata.deletion_timestamp.is_some(),
         }
     }
@@ -79,9 +87,13 @@ impl ClusterFacts {
         ClusterFacts {
             name: c.name_any(),
             labels: c.labels().clone(),
-            paused: flag(&["spec", "paused"]) || c.annotations().contains_key(consts::PAUSED_ANNOTATION),
-            infrastructure_provisioned: flag(&["status", "initialization", "infrastructureProvisioned"])
-                || flag(&["status", "infrastructureReady"]),
+            paused: flag(&["spec", "paused"])
+                || c.annotations().contains_key(consts::PAUSED_ANNOTATION),
+            infrastructure_provisioned: flag(&[
+                "status",
+                "initialization",
+                "infrastructureProvisioned",
+            ]) || flag(&["status", "infrastructureReady"]),
         }
     }
 }
@@ -97,17 +109,24 @@ mod tests {
 
     #[test]
     fn reads_v1beta2_and_v1beta1_machines() {
-        let v2 = dynamic(json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
+        let v2 = dynamic(
+            json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine",
             "metadata": {"name": "m", "namespace": "ns", "uid": "u1"},
             "spec": {"clusterName": "c", "bootstrap": {"configRef": {"apiGroup": "bootstrap.cluster.x-k8s.io", "kind": "SiteBootstrapConfig", "name": "cfg"}}},
-            "status": {"nodeRef": {"name": "node-1"}}}));
+            "status": {"nodeRef": {"name": "node-1"}}}),
+        );
         let f = MachineFacts::from_dynamic(&v2);
         assert_eq!(f.cluster_name.as_deref(), Some("c"));
-        assert_eq!(f.config_ref, Some(("SiteBootstrapConfig".into(), "cfg".into())));
+        assert_eq!(
+            f.config_ref,
+            Some(("SiteBootstrapConfig".into(), "cfg".into()))
+        );
         assert!(f.has_node_ref);
-        let v1 = dynamic(json!({"apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Machine",
+        let v1 = dynamic(
+            json!({"apiVersion": "cluster.x-k8s.io/v1beta1", "kind": "Machine",
             "metadata": {"name": "m", "namespace": "ns"},
-            "spec": {"clusterName": "c", "bootstrap": {"dataSecretName": "cfg", "configRef": {"apiVersion": "bootstrap.cluster.x-k8s.io/v1alpha1", "kind": "SiteBootstrapConfig", "name": "cfg"}}}}));
+            "spec": {"clusterName": "c", "bootstrap": {"dataSecretName": "cfg", "configRef": {"apiVersion": "bootstrap.cluster.x-k8s.io/v1alpha1", "kind": "SiteBootstrapConfig", "name": "cfg"}}}}),
+        );
         let f = MachineFacts::from_dynamic(&v1);
         assert_eq!(f.data_secret_name.as_deref(), Some("cfg"));
         assert!(!f.has_node_ref);
@@ -116,9 +135,24 @@ mod tests {
     #[test]
     fn reads_cluster_infrastructure_and_pause_in_both_versions() {
         let table = [
-            (json!({"spec": {}, "status": {"initialization": {"infrastructureProvisioned": true}}}), json!({}), false, true),
-            (json!({"spec": {"paused": true}, "status": {"infrastructureReady": true}}), json!({}), true, true),
-            (json!({"spec": {}}), json!({"cluster.x-k8s.io/paused": ""}), true, false),
+            (
+                json!({"spec": {}, "status": {"initialization": {"infrastructureProvisioned": true}}}),
+                json!({}),
+                false,
+                true,
+            ),
+            (
+                json!({"spec": {"paused": true}, "status": {"infrastructureReady": true}}),
+                json!({}),
+                true,
+                true,
+            ),
+            (
+                json!({"spec": {}}),
+                json!({"cluster.x-k8s.io/paused": ""}),
+                true,
+                false,
+            ),
             (json!({}), json!({}), false, false),
         ];
         for (body, annotations, paused, infra) in table {
@@ -128,7 +162,11 @@ mod tests {
                 obj[k] = v.clone();
             }
             let f = ClusterFacts::from_dynamic(&dynamic(obj));
-            assert_eq!((f.paused, f.infrastructure_provisioned), (paused, infra), "{body}");
+            assert_eq!(
+                (f.paused, f.infrastructure_provisioned),
+                (paused, infra),
+                "{body}"
+            );
         }
     }
 }

@@ -16,9 +16,10 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
 use rand::Rng;
 
 pub use apply::data_secret;
@@ -66,6 +67,8 @@ pub struct Context {
     pub cluster_ar: ApiResource,
     pub operators: ClientCache,
     pub metrics: Arc<Metrics>,
+    /// Publishes Kubernetes events about configs.
+    pub recorder: Recorder,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -75,7 +78,12 @@ impl Context {
     pub async fn new(client: kube::Client, settings: Settings, metrics: Arc<Metrics>) -> Self {
         let version = capi_version(&client).await;
         tracing::info!(%version, "using cluster.x-k8s.io version for Machines and Clusters");
+        let reporter = Reporter {
+            controller: consts::FIELD_MANAGER.to_string(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
         Context {
+            recorder: Recorder::new(client.clone(), reporter),
             machine_ar: capi::api_resource("Machine", &version),
             cluster_ar: capi::api_resource("Cluster", &version),
             client,
@@ -96,14 +104,41 @@ impl Context {
         Duration::from_secs_f64(base * jitter)
     }
 
+    /// Publishes an event about `cfg`, best effort (a lost event never fails a reconcile).
+    pub async fn event(
+        &self,
+        cfg: &SiteBootstrapConfig,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let ev = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &cfg.object_ref(&())).await {
+            tracing::debug!(error = %e, "could not publish event");
+        }
+    }
+
     fn succeeded(&self, key: &str) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
     }
 }
 
 async fn capi_version(client: &kube::Client) -> String {
     for v in consts::CAPI_VERSIONS {
-        if let Ok(list) = client.list_api_group_resources(&format!("{}/{v}", consts::CAPI_GROUP)).await {
+        if let Ok(list) = client
+            .list_api_group_resources(&format!("{}/{v}", consts::CAPI_GROUP))
+            .await
+        {
             if list.resources.iter().any(|r| r.name == "machines") {
                 return v.to_string();
             }
@@ -117,6 +152,11 @@ fn error_policy(cfg: Arc<SiteBootstrapConfig>, err: &ReconcileError, ctx: Arc<Co
     ctx.metrics.failed(err.category());
     let delay = ctx.backoff(&key);
     tracing::warn!(config = %key, category = err.category(), error = %err, retry_in = ?delay, "reconcile failed");
+    let (reason, note) = (err.event_reason(), err.to_string());
+    tokio::spawn(async move {
+        ctx.event(&cfg, EventType::Warning, reason, "Reconcile", note)
+            .await
+    });
     Action::requeue(delay)
 }
 
@@ -140,15 +180,23 @@ fn dynamic_api(client: &kube::Client, ns: &Option<String>, ar: &ApiResource) -> 
 /// Config refs a Machine points at.
 pub fn machine_to_config(m: &MachineFacts) -> Option<ObjectRef<SiteBootstrapConfig>> {
     match &m.config_ref {
-        Some((kind, name)) if kind == consts::KIND => Some(ObjectRef::new(name).within(&m.namespace)),
+        Some((kind, name)) if kind == consts::KIND => {
+            Some(ObjectRef::new(name).within(&m.namespace))
+        }
         _ => None,
     }
 }
 
 /// Runs the controller until `shutdown` resolves.
-pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static) {
+pub async fn run(
+    ctx: Arc<Context>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
     let s = &ctx.settings;
-    let filter = s.watch_filter.as_ref().map(|v| format!("{}={v}", consts::WATCH_FILTER_LABEL));
+    let filter = s
+        .watch_filter
+        .as_ref()
+        .map(|v| format!("{}={v}", consts::WATCH_FILTER_LABEL));
     let wc = || match &filter {
         Some(f) => watcher::Config::default().labels(f),
         None => watcher::Config::default(),
@@ -160,21 +208,31 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
     let controller = Controller::new(configs, wc());
     let store = controller.store();
     let controller = controller
-        .owns(secrets, watcher::Config::default().labels(consts::CLUSTER_NAME_LABEL))
-        .watches_with(machines, ctx.machine_ar.clone(), wc(), |m| machine_to_config(&MachineFacts::from_dynamic(&m)))
+        .owns(
+            secrets,
+            watcher::Config::default().labels(consts::CLUSTER_NAME_LABEL),
+        )
+        .watches_with(machines, ctx.machine_ar.clone(), wc(), |m| {
+            machine_to_config(&MachineFacts::from_dynamic(&m))
+        })
         .watches_with(clusters, ctx.cluster_ar.clone(), wc(), move |c| {
             let ns = c.namespace().unwrap_or_default();
             let name = c.name_any();
             store
                 .state()
                 .into_iter()
-                .filter(|cfg| cfg.namespace().as_deref() == Some(ns.as_str()) && cfg.labels().get(consts::CLUSTER_NAME_LABEL) == Some(&name))
+                .filter(|cfg| {
+                    cfg.namespace().as_deref() == Some(ns.as_str())
+                        && cfg.labels().get(consts::CLUSTER_NAME_LABEL) == Some(&name)
+                })
                 .map(|cfg| ObjectRef::from_obj(&*cfg))
                 .collect::<Vec<_>>()
         })
         .with_config(kube::runtime::controller::Config::default().concurrency(s.concurrency))
         .graceful_shutdown_on(shutdown);
-    ctx.metrics.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    ctx.metrics
+        .ready
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     controller
         .run(reconcile_and_count, error_policy, ctx.clone())
         .for_each(|res| async move {
@@ -185,7 +243,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl std::future::Future<Output = 
         .await;
 }
 
-async fn reconcile_and_count(cfg: Arc<SiteBootstrapConfig>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+async fn reconcile_and_count(
+    cfg: Arc<SiteBootstrapConfig>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
     let key = format!("{}/{}", cfg.namespace().unwrap_or_default(), cfg.name_any());
     let res = reconcile(cfg, ctx.clone()).await;
     match &res {

@@ -8,7 +8,10 @@ use crate::api::{SiteBootstrapConfig, SiteBootstrapConfigTemplate};
 
 /// `(file name, YAML)` for every CRD we ship.
 pub fn manifests() -> Result<Vec<(String, String)>, serde_norway::Error> {
-    let crds = [SiteBootstrapConfig::crd(), SiteBootstrapConfigTemplate::crd()];
+    let crds = [
+        SiteBootstrapConfig::crd(),
+        SiteBootstrapConfigTemplate::crd(),
+    ];
     crds.into_iter()
         .map(|crd| {
             let file = format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural);
@@ -24,17 +27,41 @@ mod tests {
 
     #[test]
     fn names_match_capi_calculate_crd_name_and_carry_contract_labels() {
-        for (crd, plural) in [(SiteBootstrapConfig::crd(), "sitebootstrapconfigs"), (SiteBootstrapConfigTemplate::crd(), "sitebootstrapconfigtemplates")] {
-            assert_eq!(crd.metadata.name.as_deref(), Some(format!("{plural}.bootstrap.cluster.x-k8s.io").as_str()));
+        for (crd, plural) in [
+            (SiteBootstrapConfig::crd(), "sitebootstrapconfigs"),
+            (
+                SiteBootstrapConfigTemplate::crd(),
+                "sitebootstrapconfigtemplates",
+            ),
+        ] {
+            assert_eq!(
+                crd.metadata.name.as_deref(),
+                Some(format!("{plural}.bootstrap.cluster.x-k8s.io").as_str())
+            );
             assert_eq!(crd.spec.scope, "Namespaced");
             let labels = crd.metadata.labels.clone().unwrap_or_default();
-            assert_eq!(labels.get("cluster.x-k8s.io/v1beta2").map(String::as_str), Some("v1alpha1"));
-            assert_eq!(labels.get("cluster.x-k8s.io/v1beta1").map(String::as_str), Some("v1alpha1"));
+            assert_eq!(
+                labels.get("cluster.x-k8s.io/v1beta2").map(String::as_str),
+                Some("v1alpha1")
+            );
+            assert_eq!(
+                labels.get("cluster.x-k8s.io/v1beta1").map(String::as_str),
+                Some("v1alpha1")
+            );
         }
         let crd = SiteBootstrapConfig::crd();
         let v = &crd.spec.versions[0];
-        assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
-        let cols: Vec<_> = v.additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
+        assert!(v
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some());
+        let cols: Vec<_> = v
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.as_str())
+            .collect();
         assert_eq!(cols, ["Ready", "Site", "Registered", "Device", "Age"]);
     }
 }

@@ -41,11 +41,35 @@ fn parse_ttl(s: &str) -> Result<chrono::Duration, String> {
     siteboot_provider::plan::parse_ttl(s)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("siteboot-provider: start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: what failed and what to do, then the direct cause (kube errors
+            // already fold their own sources into their message).
+            match e.chain().nth(1) {
+                Some(cause) => eprintln!("siteboot-provider: {e}: {cause}"),
+                None => eprintln!("siteboot-provider: {e}"),
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube=warn".into()),
+        )
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -60,10 +84,15 @@ async fn main() -> anyhow::Result<()> {
         check_interval: chrono::Duration::seconds(args.token_check_interval_seconds.into()),
     };
     let metrics = Arc::new(Metrics::default());
-    let served = tokio::spawn(siteboot_provider::metrics::serve(metrics.clone(), args.metrics_bind_address, args.health_probe_bind_address));
+    let served = tokio::spawn(siteboot_provider::metrics::serve(
+        metrics.clone(),
+        args.metrics_bind_address,
+        args.health_probe_bind_address,
+    ));
     let ctx = Arc::new(Context::new(client, settings, metrics).await);
     let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}

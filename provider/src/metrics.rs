@@ -34,9 +34,21 @@ impl Default for Metrics {
         let tokens_minted = Counter::default();
         let render_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 14));
         registry.register("reconciles", "Reconciles by result", reconciles.clone());
-        registry.register("reconcile_errors", "Failed reconciles by error category", errors.clone());
-        registry.register("tokens_minted", "Registration tokens minted", tokens_minted.clone());
-        registry.register("render_seconds", "Time spent rendering bootstrap data", render_seconds.clone());
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciles by error category",
+            errors.clone(),
+        );
+        registry.register(
+            "tokens_minted",
+            "Registration tokens minted",
+            tokens_minted.clone(),
+        );
+        registry.register(
+            "render_seconds",
+            "Time spent rendering bootstrap data",
+            render_seconds.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
             reconciles,
@@ -52,10 +64,14 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn reconciled(&self, result: &str) {
-        self.reconciles.get_or_create(&vec![("result".into(), result.into())]).inc();
+        self.reconciles
+            .get_or_create(&vec![("result".into(), result.into())])
+            .inc();
     }
     pub fn failed(&self, category: &str) {
-        self.errors.get_or_create(&vec![("category".into(), category.into())]).inc();
+        self.errors
+            .get_or_create(&vec![("category".into(), category.into())])
+            .inc();
     }
     pub fn minted(&self) {
         self.tokens_minted.inc();
@@ -63,11 +79,15 @@ impl Metrics {
     pub fn rendered(&self, took: std::time::Duration) {
         self.render_seconds.observe(took.as_secs_f64());
         self.render_count.fetch_add(1, Ordering::Relaxed);
-        self.render_nanos.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        self.render_nanos
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
     }
     /// (renders, total render time) since start.
     pub fn render_totals(&self) -> (u64, std::time::Duration) {
-        (self.render_count.load(Ordering::Relaxed), std::time::Duration::from_nanos(self.render_nanos.load(Ordering::Relaxed)))
+        (
+            self.render_count.load(Ordering::Relaxed),
+            std::time::Duration::from_nanos(self.render_nanos.load(Ordering::Relaxed)),
+        )
     }
     /// Text exposition.
     pub fn encode(&self) -> String {
@@ -79,33 +99,45 @@ impl Metrics {
 }
 
 /// Serves `/metrics` on `metrics` and `/healthz` + `/readyz` on `health` (may be equal).
-pub async fn serve(metrics: Arc<Metrics>, metrics_addr: SocketAddr, health_addr: SocketAddr) -> std::io::Result<()> {
+pub async fn serve(
+    metrics: Arc<Metrics>,
+    metrics_addr: SocketAddr,
+    health_addr: SocketAddr,
+) -> std::io::Result<()> {
     use axum::{routing::get, Router};
     let m = metrics.clone();
-    let metrics_router = Router::new().route("/metrics", get(move || {
-        let m = m.clone();
-        async move { m.encode() }
-    }));
-    let r = metrics.clone();
-    let health_router = Router::new().route("/healthz", get(|| async { "ok" })).route(
-        "/readyz",
+    let metrics_router = Router::new().route(
+        "/metrics",
         get(move || {
-            let r = r.clone();
-            async move {
-                if r.ready.load(Ordering::Relaxed) {
-                    (axum::http::StatusCode::OK, "ok")
-                } else {
-                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "starting")
-                }
-            }
+            let m = m.clone();
+            async move { m.encode() }
         }),
     );
+    let r = metrics.clone();
+    let health_router = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let r = r.clone();
+                async move {
+                    if r.ready.load(Ordering::Relaxed) {
+                        (axum::http::StatusCode::OK, "ok")
+                    } else {
+                        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "starting")
+                    }
+                }
+            }),
+        );
     if metrics_addr == health_addr {
         let l = tokio::net::TcpListener::bind(metrics_addr).await?;
         return axum::serve(l, metrics_router.merge(health_router)).await;
     }
     let ml = tokio::net::TcpListener::bind(metrics_addr).await?;
     let hl = tokio::net::TcpListener::bind(health_addr).await?;
-    let (a, b) = tokio::join!(axum::serve(ml, metrics_router), axum::serve(hl, health_router));
+    let (a, b) = tokio::join!(
+        axum::serve(ml, metrics_router),
+        axum::serve(hl, health_router)
+    );
     a.and(b)
 }

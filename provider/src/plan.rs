@@ -27,7 +27,11 @@ pub enum TokenObservation {
     /// Not asked during this reconcile.
     NotChecked,
     /// The service knows the token.
-    Known { state: TokenState, expires_at: DateTime<Utc>, device_id: Option<String> },
+    Known {
+        state: TokenState,
+        expires_at: DateTime<Utc>,
+        device_id: Option<String>,
+    },
     /// The service does not know the token (404).
     Unknown,
 }
@@ -77,11 +81,17 @@ pub enum Plan {
     /// Our Secret exists but the status does not say so (crash between the Secret write
     /// and the status patch, or a move): rebuild the status from the Secret. A different
     /// token id recorded in the status was never delivered and is revoked.
-    RecoverFromSecret { token_id: Option<String>, revoke_orphan: Option<String> },
+    RecoverFromSecret {
+        token_id: Option<String>,
+        revoke_orphan: Option<String>,
+    },
     /// Mint a token, record its id, render and write the Secret. `revoke_previous` is a
     /// token recorded earlier that never reached a Secret (or whose Secret is gone) or
     /// that expired unused.
-    MintToken { site_id: String, revoke_previous: Option<String> },
+    MintToken {
+        site_id: String,
+        revoke_previous: Option<String>,
+    },
     /// Ask the registration service about the token.
     CheckToken { token_id: String },
     /// Push the token's expiry to now + TTL.
@@ -98,7 +108,11 @@ pub enum Plan {
 
 /// Resolves the site id: `spec.site.siteId`, else the `siteIdFrom` label on the Machine,
 /// else on the Cluster.
-pub fn resolve_site(spec: &SiteBootstrapConfigSpec, machine: Option<&MachineFacts>, cluster: Option<&ClusterFacts>) -> Result<String, String> {
+pub fn resolve_site(
+    spec: &SiteBootstrapConfigSpec,
+    machine: Option<&MachineFacts>,
+    cluster: Option<&ClusterFacts>,
+) -> Result<String, String> {
     let site = if let Some(id) = spec.site.site_id.as_deref().filter(|s| !s.is_empty()) {
         id.to_string()
     } else if let Some(from) = &spec.site.site_id_from {
@@ -106,12 +120,19 @@ pub fn resolve_site(spec: &SiteBootstrapConfigSpec, machine: Option<&MachineFact
             .and_then(|m| m.labels.get(&from.label))
             .or_else(|| cluster.and_then(|c| c.labels.get(&from.label)))
             .cloned()
-            .ok_or_else(|| format!("label {:?} is set on neither the Machine nor the Cluster", from.label))?
+            .ok_or_else(|| {
+                format!(
+                    "label {:?} is set on neither the Machine nor the Cluster",
+                    from.label
+                )
+            })?
     } else {
         return Err("spec.site needs siteId or siteIdFrom".to_string());
     };
     if !siteboot_wire::labels::is_valid_site_id(&site) {
-        return Err(format!("site id {site:?} is not a DNS label (a-z, 0-9, '-', at most 63)"));
+        return Err(format!(
+            "site id {site:?} is not a DNS label (a-z, 0-9, '-', at most 63)"
+        ));
     }
     Ok(site)
 }
@@ -128,25 +149,35 @@ pub fn plan(o: &Observed<'_>) -> Plan {
             (true, false) => "Cluster is paused",
             _ => "SiteBootstrapConfig is paused",
         };
-        return Plan::Paused { message: cause.to_string() };
+        return Plan::Paused {
+            message: cause.to_string(),
+        };
     }
     if o.deleting {
         if !o.has_finalizer {
-            return Plan::NothingToDo { requeue_after: None };
+            return Plan::NothingToDo {
+                requeue_after: None,
+            };
         }
         return match (&o.status.token_id, registered, token_expired(o)) {
             (Some(id), false, false) if !matches!(o.token, TokenObservation::Unknown) => {
-                Plan::RevokeToken { token_id: id.clone() }
+                Plan::RevokeToken {
+                    token_id: id.clone(),
+                }
             }
             _ => Plan::RemoveFinalizer,
         };
     }
-    let Some(machine) = o.machine else { return Plan::WaitForOwner };
+    let Some(machine) = o.machine else {
+        return Plan::WaitForOwner;
+    };
     let Some(cluster_name) = o.cluster_name.or(machine.cluster_name.as_deref()) else {
         return Plan::WaitForOwner;
     };
     let Some(cluster) = o.cluster else {
-        return Plan::WaitForCluster { cluster_name: cluster_name.to_string() };
+        return Plan::WaitForCluster {
+            cluster_name: cluster_name.to_string(),
+        };
     };
     if !o.has_finalizer {
         return Plan::AddFinalizer;
@@ -155,44 +186,72 @@ pub fn plan(o: &Observed<'_>) -> Plan {
     if !created {
         if let SecretObservation::Present { token_id: Some(id) } = o.secret {
             let orphan = o.status.token_id.clone().filter(|t| t != id);
-            return Plan::RecoverFromSecret { token_id: Some(id.clone()), revoke_orphan: orphan };
+            return Plan::RecoverFromSecret {
+                token_id: Some(id.clone()),
+                revoke_orphan: orphan,
+            };
         }
         if let (Some(name), SecretObservation::Missing) = (&machine.data_secret_name, o.secret) {
-            return Plan::AdoptFromMachine { secret_name: name.clone() };
+            return Plan::AdoptFromMachine {
+                secret_name: name.clone(),
+            };
         }
     }
     if !cluster.infrastructure_provisioned && !created {
         return Plan::WaitForInfrastructure;
     }
-    let mint = |revoke_previous: Option<String>| match resolve_site(o.spec, Some(machine), Some(cluster)) {
-        Ok(site_id) => Plan::MintToken { site_id, revoke_previous },
+    let mint = |revoke_previous: Option<String>| match resolve_site(
+        o.spec,
+        Some(machine),
+        Some(cluster),
+    ) {
+        Ok(site_id) => Plan::MintToken {
+            site_id,
+            revoke_previous,
+        },
         Err(message) => Plan::InvalidSpec { message },
     };
     if !created || *o.secret == SecretObservation::Missing {
         if registered || machine.has_node_ref {
             // The device is in; regenerating a token for it would only widen exposure.
-            return Plan::NothingToDo { requeue_after: None };
+            return Plan::NothingToDo {
+                requeue_after: None,
+            };
         }
         return mint(o.status.token_id.clone());
     }
     // The Secret exists and the status says so: keep the token alive until redeemed.
     let Some(token_id) = o.status.token_id.clone() else {
         // Adopted from a Machine or an old Secret without a token annotation: nothing to track.
-        return Plan::NothingToDo { requeue_after: None };
+        return Plan::NothingToDo {
+            requeue_after: None,
+        };
     };
     if registered {
-        return Plan::NothingToDo { requeue_after: None };
+        return Plan::NothingToDo {
+            requeue_after: None,
+        };
     }
     match o.token {
         TokenObservation::NotChecked => Plan::CheckToken { token_id },
-        TokenObservation::Known { state: TokenState::Redeemed, device_id, .. } => {
-            Plan::MarkRegistered { device_id: device_id.clone().unwrap_or_default() }
-        }
-        TokenObservation::Known { state: TokenState::Unused, expires_at, .. } => {
+        TokenObservation::Known {
+            state: TokenState::Redeemed,
+            device_id,
+            ..
+        } => Plan::MarkRegistered {
+            device_id: device_id.clone().unwrap_or_default(),
+        },
+        TokenObservation::Known {
+            state: TokenState::Unused,
+            expires_at,
+            ..
+        } => {
             if machine.has_node_ref || machine.deleting {
                 // The node joined (or is going away): stop extending, as kubeadm does,
                 // but keep looking so a late redemption still shows up.
-                return Plan::NothingToDo { requeue_after: Some(o.check_interval) };
+                return Plan::NothingToDo {
+                    requeue_after: Some(o.check_interval),
+                };
             }
             // kubeadm's rule: refresh when less than 5/6 of the TTL remains.
             let refresh_at = *expires_at - o.ttl / 6;
@@ -200,12 +259,24 @@ pub fn plan(o: &Observed<'_>) -> Plan {
                 Plan::ExtendToken { token_id }
             } else {
                 let until_refresh = refresh_at - o.now;
-                Plan::NothingToDo { requeue_after: Some(until_refresh.min(o.check_interval).max(Duration::seconds(1))) }
+                Plan::NothingToDo {
+                    requeue_after: Some(
+                        until_refresh
+                            .min(o.check_interval)
+                            .max(Duration::seconds(1)),
+                    ),
+                }
             }
         }
-        TokenObservation::Known { state: TokenState::Expired | TokenState::Revoked, .. } | TokenObservation::Unknown => {
+        TokenObservation::Known {
+            state: TokenState::Expired | TokenState::Revoked,
+            ..
+        }
+        | TokenObservation::Unknown => {
             if machine.has_node_ref || machine.deleting {
-                Plan::NothingToDo { requeue_after: None }
+                Plan::NothingToDo {
+                    requeue_after: None,
+                }
             } else {
                 // The box has not joined and its token is dead: new token, same Secret.
                 mint(None)
@@ -216,7 +287,9 @@ pub fn plan(o: &Observed<'_>) -> Plan {
 
 fn token_expired(o: &Observed<'_>) -> bool {
     match o.token {
-        TokenObservation::Known { state, expires_at, .. } => *state != TokenState::Unused || *expires_at <= o.now,
+        TokenObservation::Known {
+            state, expires_at, ..
+        } => *state != TokenState::Unused || *expires_at <= o.now,
         _ => o
             .status
             .token_expires_at
@@ -244,7 +317,10 @@ pub fn parse_ttl(text: &str) -> Result<Duration, String> {
             's' => 1,
             _ => return Err(bad()),
         };
-        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
     }
     if !digits.is_empty() || total <= 0 {
         return Err(bad());

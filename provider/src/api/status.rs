@@ -84,6 +84,9 @@ impl SiteBootstrapConfigStatus {
 
     /// True when `initialization.dataSecretCreated` is true.
     pub fn data_secret_created(&self) -> bool {
-        self.initialization.as_ref().and_then(|i| i.data_secret_created).unwrap_or(false)
+        self.initialization
+            .as_ref()
+            .and_then(|i| i.data_secret_created)
+            .unwrap_or(false)
     }
 }

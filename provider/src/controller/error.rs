@@ -21,7 +21,10 @@ pub enum ReconcileError {
     Render(#[from] RenderError),
     /// Writing the Secret or the finalizer failed.
     #[error("apply {what}: {source}")]
-    Apply { what: &'static str, source: kube::Error },
+    Apply {
+        what: &'static str,
+        source: kube::Error,
+    },
     /// Patching the status failed.
     #[error("patch status: {0}")]
     Status(kube::Error),
@@ -37,6 +40,21 @@ impl ReconcileError {
             Self::Render(_) => "render",
             Self::Apply { .. } => "apply",
             Self::Status(_) => "status",
+        }
+    }
+
+    /// CamelCase event reason for this failure.
+    pub fn event_reason(&self) -> &'static str {
+        match self {
+            Self::Fetch { .. } => "FetchFailed",
+            Self::Input { .. } => "InputMissing",
+            Self::Registration(crate::operator_client::OperatorError::Unavailable { .. }) => {
+                "RegistrationServiceUnavailable"
+            }
+            Self::Registration(_) => "RegistrationServiceRejected",
+            Self::Render(_) => "DataSecretGenerationFailed",
+            Self::Apply { .. } => "ApplyFailed",
+            Self::Status(_) => "StatusPatchFailed",
         }
     }
 }

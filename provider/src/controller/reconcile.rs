@@ -22,6 +22,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use kube::api::Api;
 use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
 use kube::ResourceExt;
 use siteboot_wire::operator::{MachineRef, MintTokenRequest, TokenInfo, TokenState};
 
@@ -44,7 +45,13 @@ struct Done {
 
 impl Done {
     fn wait(after: Option<std::time::Duration>) -> Self {
-        Done { action: after.map(Action::requeue).unwrap_or_else(Action::await_change), observed: true, gone: false }
+        Done {
+            action: after
+                .map(Action::requeue)
+                .unwrap_or_else(Action::await_change),
+            observed: true,
+            gone: false,
+        }
     }
 }
 
@@ -52,13 +59,23 @@ impl Done {
 const WAIT_REQUEUE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Reconciles one `SiteBootstrapConfig`.
-pub async fn reconcile(obj: Arc<SiteBootstrapConfig>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+pub async fn reconcile(
+    obj: Arc<SiteBootstrapConfig>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
     let ns = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
     let api: Api<SiteBootstrapConfig> = Api::namespaced(ctx.client.clone(), &ns);
     // Fresh read: the reflector cache may predate our own last status patch, and acting on
     // it could mint a second token.
-    let Some(cfg) = api.get_opt(&name).await.map_err(|source| ReconcileError::Fetch { what: format!("SiteBootstrapConfig {ns}/{name}"), source })? else {
+    let Some(cfg) = api
+        .get_opt(&name)
+        .await
+        .map_err(|source| ReconcileError::Fetch {
+            what: format!("SiteBootstrapConfig {ns}/{name}"),
+            source,
+        })?
+    else {
         return Ok(Action::await_change());
     };
     let mut run = Run {
@@ -84,7 +101,9 @@ pub async fn reconcile(obj: Arc<SiteBootstrapConfig>, ctx: Arc<Context>) -> Resu
         }
         Err(e) => {
             // Degraded conditions were set by the failing step; write them, keep the error.
-            if let Err(status_err) = apply::patch_status(&run.api, &name, &run.stored, &run.status).await {
+            if let Err(status_err) =
+                apply::patch_status(&run.api, &name, &run.stored, &run.status).await
+            {
                 tracing::warn!(config = %format!("{ns}/{name}"), error = %status_err, "could not record the failure in status");
             }
             Err(e)
@@ -111,11 +130,24 @@ impl Run {
         let mut secret = fetched.secret.clone();
         let mut token = TokenObservation::NotChecked;
         let (now, generation) = (self.now, self.generation);
-        let ttl = match self.cfg.spec.token_ttl.as_deref().map(plan::parse_ttl).transpose() {
+        let ttl = match self
+            .cfg
+            .spec
+            .token_ttl
+            .as_deref()
+            .map(plan::parse_ttl)
+            .transpose()
+        {
             Ok(t) => t.unwrap_or(self.ctx.settings.default_ttl),
             Err(message) => {
                 conditions::not_paused(&mut self.status, now, generation);
-                conditions::not_available(&mut self.status, reason::INVALID_SPEC, &message, now, generation);
+                conditions::not_available(
+                    &mut self.status,
+                    reason::INVALID_SPEC,
+                    &message,
+                    now,
+                    generation,
+                );
                 return Ok(Done::wait(None));
             }
         };
@@ -141,45 +173,102 @@ impl Run {
             }
             match step {
                 Plan::WaitForOwner => {
-                    conditions::not_available(&mut self.status, reason::WAITING_FOR_OWNER, "waiting for a Machine to own this config", now, generation);
+                    conditions::not_available(
+                        &mut self.status,
+                        reason::WAITING_FOR_OWNER,
+                        "waiting for a Machine to own this config",
+                        now,
+                        generation,
+                    );
                     return Ok(Done::wait(Some(WAIT_REQUEUE)));
                 }
                 Plan::WaitForCluster { cluster_name } => {
                     let msg = format!("waiting for Cluster {cluster_name}");
-                    conditions::not_available(&mut self.status, reason::WAITING_FOR_CLUSTER, &msg, now, generation);
+                    conditions::not_available(
+                        &mut self.status,
+                        reason::WAITING_FOR_CLUSTER,
+                        &msg,
+                        now,
+                        generation,
+                    );
                     return Ok(Done::wait(Some(WAIT_REQUEUE)));
                 }
                 Plan::Paused { message } => {
-                    conditions::set(&mut self.status, condition::PAUSED, ConditionStatus::True, reason::PAUSED, &message, now, generation);
-                    return Ok(Done { action: Action::await_change(), observed: false, gone: false });
+                    conditions::set(
+                        &mut self.status,
+                        condition::PAUSED,
+                        ConditionStatus::True,
+                        reason::PAUSED,
+                        &message,
+                        now,
+                        generation,
+                    );
+                    return Ok(Done {
+                        action: Action::await_change(),
+                        observed: false,
+                        gone: false,
+                    });
                 }
                 Plan::AddFinalizer => {
                     self.cfg = apply::set_finalizer(&self.api, &self.cfg, true).await?;
                 }
                 Plan::WaitForInfrastructure => {
-                    conditions::not_available(&mut self.status, reason::WAITING_FOR_CLUSTER_INFRASTRUCTURE, "waiting for the Cluster infrastructure to be provisioned", now, generation);
+                    conditions::not_available(
+                        &mut self.status,
+                        reason::WAITING_FOR_CLUSTER_INFRASTRUCTURE,
+                        "waiting for the Cluster infrastructure to be provisioned",
+                        now,
+                        generation,
+                    );
                     return Ok(Done::wait(Some(WAIT_REQUEUE)));
                 }
                 Plan::InvalidSpec { message } => {
-                    conditions::not_available(&mut self.status, reason::INVALID_SPEC, &message, now, generation);
+                    conditions::not_available(
+                        &mut self.status,
+                        reason::INVALID_SPEC,
+                        &message,
+                        now,
+                        generation,
+                    );
                     return Ok(Done::wait(None));
                 }
                 Plan::AdoptFromMachine { secret_name } => {
                     self.mark_created(secret_name);
                 }
-                Plan::RecoverFromSecret { token_id, revoke_orphan } => {
+                Plan::RecoverFromSecret {
+                    token_id,
+                    revoke_orphan,
+                } => {
                     if let Some(orphan) = revoke_orphan {
                         self.revoke_quietly(&orphan).await?;
                     }
                     self.status.token_id = token_id;
                     self.mark_created(self.cfg.name_any());
                 }
-                Plan::MintToken { site_id, revoke_previous } => {
-                    let Some(id) = self.mint(&site_id, revoke_previous, ttl, fetched.cluster_name.as_deref().unwrap_or_default(), fetched.machine.as_ref()).await? else {
+                Plan::MintToken {
+                    site_id,
+                    revoke_previous,
+                } => {
+                    let Some(id) = self
+                        .mint(
+                            &site_id,
+                            revoke_previous,
+                            ttl,
+                            fetched.cluster_name.as_deref().unwrap_or_default(),
+                            fetched.machine.as_ref(),
+                        )
+                        .await?
+                    else {
                         return Ok(Done::wait(None));
                     };
-                    secret = SecretObservation::Present { token_id: Some(id.clone()) };
-                    token = TokenObservation::Known { state: TokenState::Unused, expires_at: now + ttl, device_id: None };
+                    secret = SecretObservation::Present {
+                        token_id: Some(id.clone()),
+                    };
+                    token = TokenObservation::Known {
+                        state: TokenState::Unused,
+                        expires_at: now + ttl,
+                        device_id: None,
+                    };
                 }
                 Plan::CheckToken { token_id } => {
                     let op = self.operator().await?;
@@ -204,6 +293,19 @@ impl Run {
                     };
                 }
                 Plan::MarkRegistered { device_id } => {
+                    let note = format!(
+                        "device {device_id} redeemed the registration token for site {}",
+                        self.status.site_id.clone().unwrap_or_default()
+                    );
+                    self.ctx
+                        .event(
+                            &self.cfg,
+                            EventType::Normal,
+                            reason::REGISTERED,
+                            "Register",
+                            note,
+                        )
+                        .await;
                     self.status.device_id = Some(device_id);
                 }
                 Plan::NothingToDo { requeue_after } => {
@@ -213,7 +315,10 @@ impl Run {
                 Plan::RevokeToken { token_id } => {
                     match self.operator().await {
                         Ok(op) => match op.revoke(&token_id).await {
-                            Ok(_) | Err(OperatorError::NotFound { .. } | OperatorError::Rejected { .. }) => {}
+                            Ok(_)
+                            | Err(
+                                OperatorError::NotFound { .. } | OperatorError::Rejected { .. },
+                            ) => {}
                             Err(e) => return Err(e.into()),
                         },
                         // Inputs gone (namespace teardown): the token expires on its own.
@@ -222,11 +327,24 @@ impl Run {
                         }
                         Err(e) => return Err(e),
                     }
+                    self.ctx
+                        .event(
+                            &self.cfg,
+                            EventType::Normal,
+                            "TokenRevoked",
+                            "Delete",
+                            format!("revoked unused registration token {token_id}"),
+                        )
+                        .await;
                     token = TokenObservation::Unknown;
                 }
                 Plan::RemoveFinalizer => {
                     apply::set_finalizer(&self.api, &self.cfg, false).await?;
-                    return Ok(Done { action: Action::await_change(), observed: false, gone: true });
+                    return Ok(Done {
+                        action: Action::await_change(),
+                        observed: false,
+                        gone: true,
+                    });
                 }
             }
         }
@@ -235,7 +353,9 @@ impl Run {
 
     fn mark_created(&mut self, secret_name: String) {
         self.status.data_secret_name = Some(secret_name);
-        self.status.initialization = Some(Initialization { data_secret_created: Some(true) });
+        self.status.initialization = Some(Initialization {
+            data_secret_created: Some(true),
+        });
         self.status.ready = true;
         self.refresh_created_conditions();
     }
@@ -249,12 +369,30 @@ impl Run {
         match (&self.status.device_id, &self.status.token_id) {
             (Some(device), _) => {
                 let msg = format!("device {device} registered");
-                conditions::set(&mut self.status, condition::REGISTERED, ConditionStatus::True, reason::REGISTERED, &msg, now, generation);
+                conditions::set(
+                    &mut self.status,
+                    condition::REGISTERED,
+                    ConditionStatus::True,
+                    reason::REGISTERED,
+                    &msg,
+                    now,
+                    generation,
+                );
             }
             (None, Some(token_id)) => {
                 let until = self.status.token_expires_at.clone().unwrap_or_default();
-                let msg = format!("waiting for the device to redeem token {token_id} (valid until {until})");
-                conditions::set(&mut self.status, condition::REGISTERED, ConditionStatus::False, reason::WAITING_FOR_DEVICE, &msg, now, generation);
+                let msg = format!(
+                    "waiting for the device to redeem token {token_id} (valid until {until})"
+                );
+                conditions::set(
+                    &mut self.status,
+                    condition::REGISTERED,
+                    ConditionStatus::False,
+                    reason::WAITING_FOR_DEVICE,
+                    &msg,
+                    now,
+                    generation,
+                );
             }
             (None, None) => {}
         }
@@ -264,12 +402,24 @@ impl Run {
         if info.state == TokenState::Unused {
             self.status.token_expires_at = Some(timestamp(info.expires_at));
         }
-        TokenObservation::Known { state: info.state, expires_at: info.expires_at, device_id: info.device_id.clone() }
+        TokenObservation::Known {
+            state: info.state,
+            expires_at: info.expires_at,
+            device_id: info.device_id.clone(),
+        }
     }
 
     fn registration_down(&mut self, e: OperatorError) -> ReconcileError {
         let msg = e.to_string();
-        conditions::set(&mut self.status, condition::REGISTERED, ConditionStatus::Unknown, reason::REGISTRATION_SERVICE_UNAVAILABLE, &msg, self.now, self.generation);
+        conditions::set(
+            &mut self.status,
+            condition::REGISTERED,
+            ConditionStatus::Unknown,
+            reason::REGISTRATION_SERVICE_UNAVAILABLE,
+            &msg,
+            self.now,
+            self.generation,
+        );
         e.into()
     }
 
@@ -292,7 +442,13 @@ impl Run {
             Ok(_) | Err(OperatorError::NotFound { .. } | OperatorError::Rejected { .. }) => Ok(()),
             Err(e) => {
                 let msg = e.to_string();
-                conditions::not_available(&mut self.status, reason::REGISTRATION_SERVICE_UNAVAILABLE, &msg, self.now, self.generation);
+                conditions::not_available(
+                    &mut self.status,
+                    reason::REGISTRATION_SERVICE_UNAVAILABLE,
+                    &msg,
+                    self.now,
+                    self.generation,
+                );
                 Err(e.into())
             }
         }
@@ -311,20 +467,38 @@ impl Run {
         let ca = match fetch::ca_bundle(&self.ctx, &self.cfg).await {
             Ok(ca) => ca,
             Err(ReconcileError::Input { what, reason: why }) => {
-                conditions::not_available(&mut self.status, reason::INVALID_SPEC, &format!("{what} {why}"), now, generation);
+                conditions::not_available(
+                    &mut self.status,
+                    reason::INVALID_SPEC,
+                    &format!("{what} {why}"),
+                    now,
+                    generation,
+                );
                 return Err(ReconcileError::Input { what, reason: why });
             }
             Err(e) => return Err(e),
         };
         if let Err(message) = bootstrap_input::validate(&self.cfg.spec, site_id, &ca) {
-            conditions::not_available(&mut self.status, reason::INVALID_SPEC, &message, now, generation);
+            conditions::not_available(
+                &mut self.status,
+                reason::INVALID_SPEC,
+                &message,
+                now,
+                generation,
+            );
             return Ok(None);
         }
         let op = match self.operator().await {
             Ok(op) => op,
             Err(e) => {
                 let msg = e.to_string();
-                conditions::not_available(&mut self.status, reason::INVALID_SPEC, &msg, now, generation);
+                conditions::not_available(
+                    &mut self.status,
+                    reason::INVALID_SPEC,
+                    &msg,
+                    now,
+                    generation,
+                );
                 return Err(e);
             }
         };
@@ -333,7 +507,11 @@ impl Run {
         }
         let req = MintTokenRequest {
             site_id: site_id.to_string(),
-            machine: machine.map(|m| MachineRef { namespace: m.namespace.clone(), name: m.name.clone(), uid: m.uid.clone() }),
+            machine: machine.map(|m| MachineRef {
+                namespace: m.namespace.clone(),
+                name: m.name.clone(),
+                uid: m.uid.clone(),
+            }),
             ttl_seconds: Some(ttl.num_seconds().max(1) as u64),
         };
         let minted = match op.mint(&req).await {
@@ -360,7 +538,10 @@ impl Run {
 
         let started = std::time::Instant::now();
         let rendered = bootstrap_input::render_input(&self.cfg.spec, site_id, &ca, minted.token)
-            .map_err(|e| crate::render::RenderError::Invalid { field: "spec".into(), reason: e.to_string() })
+            .map_err(|e| crate::render::RenderError::Invalid {
+                field: "spec".into(),
+                reason: e.to_string(),
+            })
             .and_then(|input| bootstrap_input::render(self.cfg.spec.format, &input));
         self.ctx.metrics.rendered(started.elapsed());
         let value = match rendered {
@@ -369,16 +550,47 @@ impl Run {
                 // Cannot happen after a successful validation render, but never leave a live
                 // token behind.
                 let _ = op.revoke(&token_id).await;
-                conditions::not_available(&mut self.status, reason::DATA_SECRET_GENERATION_FAILED, &e.to_string(), now, generation);
+                conditions::not_available(
+                    &mut self.status,
+                    reason::DATA_SECRET_GENERATION_FAILED,
+                    &e.to_string(),
+                    now,
+                    generation,
+                );
                 return Err(e.into());
             }
         };
-        let secret = apply::data_secret(&self.cfg, cluster_name, self.cfg.spec.format, value, &token_id);
+        let secret = apply::data_secret(
+            &self.cfg,
+            cluster_name,
+            self.cfg.spec.format,
+            value,
+            &token_id,
+        );
         if let Err(e) = apply::write_secret(&self.ctx.client, &secret).await {
-            conditions::not_available(&mut self.status, reason::DATA_SECRET_GENERATION_FAILED, &e.to_string(), now, generation);
+            conditions::not_available(
+                &mut self.status,
+                reason::DATA_SECRET_GENERATION_FAILED,
+                &e.to_string(),
+                now,
+                generation,
+            );
             return Err(e);
         }
         self.mark_created(self.cfg.name_any());
+        let note = format!(
+            "wrote bootstrap data ({}) with registration token {token_id} for site {site_id}",
+            self.cfg.spec.format.as_str()
+        );
+        self.ctx
+            .event(
+                &self.cfg,
+                EventType::Normal,
+                "DataSecretCreated",
+                "Bootstrap",
+                note,
+            )
+            .await;
         Ok(Some(token_id))
     }
 }

@@ -13,7 +13,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{Duration, Utc};
 use rand::RngCore;
-use siteboot_wire::operator::{ExtendTokenRequest, MintTokenRequest, MintTokenResponse, TokenInfo, TokenState};
+use siteboot_wire::operator::{
+    ExtendTokenRequest, MintTokenRequest, MintTokenResponse, TokenInfo, TokenState,
+};
 use siteboot_wire::RegistrationToken;
 
 #[derive(Default)]
@@ -121,7 +123,11 @@ impl FakeRegistration {
     }
 }
 
-fn new_token(site: &str, machine: Option<siteboot_wire::operator::MachineRef>, ttl: u64) -> (String, TokenInfo) {
+fn new_token(
+    site: &str,
+    machine: Option<siteboot_wire::operator::MachineRef>,
+    ttl: u64,
+) -> (String, TokenInfo) {
     let mut random = [0u8; siteboot_wire::token::RANDOM_BYTES];
     rand::rng().fill_bytes(&mut random);
     let token = RegistrationToken::from_random(&random);
@@ -136,16 +142,31 @@ fn new_token(site: &str, machine: Option<siteboot_wire::operator::MachineRef>, t
     (token.to_secret_string().expose().to_string(), info)
 }
 
-async fn mint(State(s): State<S>, headers: HeaderMap, Json(req): Json<MintTokenRequest>) -> Response {
+async fn mint(
+    State(s): State<S>,
+    headers: HeaderMap,
+    Json(req): Json<MintTokenRequest>,
+) -> Response {
     if let Some(r) = s.gate("POST /v1/operator/tokens".into(), &headers) {
         return r;
     }
-    let (text, info) = new_token(&req.site_id, req.machine.clone(), req.ttl_seconds.unwrap_or(86_400));
+    let (text, info) = new_token(
+        &req.site_id,
+        req.machine.clone(),
+        req.ttl_seconds.unwrap_or(86_400),
+    );
     let mut inner = s.lock();
     inner.mint_bodies.push(req);
     inner.tokens.insert(info.token_id.clone(), info.clone());
     inner.texts.insert(info.token_id.clone(), text.clone());
-    (StatusCode::CREATED, Json(MintTokenResponse { token: text.into(), info })).into_response()
+    (
+        StatusCode::CREATED,
+        Json(MintTokenResponse {
+            token: text.into(),
+            info,
+        }),
+    )
+        .into_response()
 }
 
 async fn info(State(s): State<S>, headers: HeaderMap, Path(id): Path<String>) -> Response {
@@ -164,7 +185,12 @@ async fn info(State(s): State<S>, headers: HeaderMap, Path(id): Path<String>) ->
     }
 }
 
-async fn extend(State(s): State<S>, headers: HeaderMap, Path(id): Path<String>, Json(req): Json<ExtendTokenRequest>) -> Response {
+async fn extend(
+    State(s): State<S>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Json(req): Json<ExtendTokenRequest>,
+) -> Response {
     if let Some(r) = s.gate(format!("POST /v1/operator/tokens/{id}/extend"), &headers) {
         return r;
     }

@@ -44,12 +44,17 @@ pub fn capi_crd(kind: &str, plural: &str) -> Value {
 /// Installs the CAPI Cluster/Machine CRDs and ours.
 pub async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [capi_crd("Cluster", "clusters"), capi_crd("Machine", "machines")] {
+    for crd in [
+        capi_crd("Cluster", "clusters"),
+        capi_crd("Machine", "machines"),
+    ] {
         let crd: CustomResourceDefinition = serde_json::from_value(crd)?;
         crds.create(&PostParams::default(), &crd).await?;
     }
-    crds.create(&PostParams::default(), &SiteBootstrapConfig::crd()).await?;
-    crds.create(&PostParams::default(), &SiteBootstrapConfigTemplate::crd()).await?;
+    crds.create(&PostParams::default(), &SiteBootstrapConfig::crd())
+        .await?;
+    crds.create(&PostParams::default(), &SiteBootstrapConfigTemplate::crd())
+        .await?;
     Ok(())
 }
 
@@ -70,8 +75,17 @@ impl Env {
         let fake = FakeRegistration::start(OPERATOR_CREDENTIAL).await?;
         let ns = "stores".to_string();
         let nss: Api<Namespace> = Api::all(client.clone());
-        nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}}))?).await?;
-        let env = Env { emu, client, fake, ns };
+        nss.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
+        )
+        .await?;
+        let env = Env {
+            emu,
+            client,
+            fake,
+            ns,
+        };
         env.create_json("v1", "Secret", json!({
             "metadata": {"name": "registration-operator", "namespace": env.ns},
             "data": {"token": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, OPERATOR_CREDENTIAL)}
@@ -81,15 +95,28 @@ impl Env {
 
     /// A controller context with test settings (short check interval).
     pub async fn context(&self) -> Arc<Context> {
-        let settings = Settings { namespace: Some(self.ns.clone()), check_interval: chrono::Duration::seconds(2), ..Settings::default() };
+        let settings = Settings {
+            namespace: Some(self.ns.clone()),
+            check_interval: chrono::Duration::seconds(2),
+            ..Settings::default()
+        };
         Arc::new(Context::new(self.client.clone(), settings, Arc::new(Metrics::default())).await)
     }
 
     pub fn dyn_api(&self, kind: &str) -> Api<DynamicObject> {
-        Api::namespaced_with(self.client.clone(), &self.ns, &capi::api_resource(kind, "v1beta2"))
+        Api::namespaced_with(
+            self.client.clone(),
+            &self.ns,
+            &capi::api_resource(kind, "v1beta2"),
+        )
     }
 
-    pub async fn create_json(&self, api_version: &str, kind: &str, mut body: Value) -> anyhow::Result<DynamicObject> {
+    pub async fn create_json(
+        &self,
+        api_version: &str,
+        kind: &str,
+        mut body: Value,
+    ) -> anyhow::Result<DynamicObject> {
         body["apiVersion"] = json!(api_version);
         body["kind"] = json!(kind);
         let obj: DynamicObject = serde_json::from_value(body)?;
@@ -98,13 +125,24 @@ impl Env {
             "Secret" => "secrets".to_string(),
             other => format!("{}s", other.to_lowercase()),
         };
-        let ar = kube::api::ApiResource { group: group.into(), version: version.into(), api_version: api_version.into(), kind: kind.into(), plural };
+        let ar = kube::api::ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: api_version.into(),
+            kind: kind.into(),
+            plural,
+        };
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &self.ns, &ar);
         Ok(api.create(&PostParams::default(), &obj).await?)
     }
 
     /// A v1beta2 Cluster; `provisioned` sets `status.initialization.infrastructureProvisioned`.
-    pub async fn cluster(&self, name: &str, provisioned: bool, paused: bool) -> anyhow::Result<DynamicObject> {
+    pub async fn cluster(
+        &self,
+        name: &str,
+        provisioned: bool,
+        paused: bool,
+    ) -> anyhow::Result<DynamicObject> {
         let created = self
             .create_json("cluster.x-k8s.io/v1beta2", "Cluster", json!({
                 "metadata": {"name": name, "namespace": self.ns, "labels": {"siteboot.io/site-id": "store-0142"}},
@@ -118,13 +156,25 @@ impl Env {
     }
 
     pub async fn set_infrastructure(&self, cluster: &str, provisioned: bool) -> anyhow::Result<()> {
-        let patch = json!({"status": {"initialization": {"infrastructureProvisioned": provisioned}}});
-        self.dyn_api("Cluster").patch_status(cluster, &Default::default(), &kube::api::Patch::Merge(patch)).await?;
+        let patch =
+            json!({"status": {"initialization": {"infrastructureProvisioned": provisioned}}});
+        self.dyn_api("Cluster")
+            .patch_status(
+                cluster,
+                &Default::default(),
+                &kube::api::Patch::Merge(patch),
+            )
+            .await?;
         Ok(())
     }
 
     /// A Machine pointing at config `config` (v1beta2 `configRef`).
-    pub async fn machine(&self, name: &str, cluster: &str, config: &str) -> anyhow::Result<DynamicObject> {
+    pub async fn machine(
+        &self,
+        name: &str,
+        cluster: &str,
+        config: &str,
+    ) -> anyhow::Result<DynamicObject> {
         self.create_json("cluster.x-k8s.io/v1beta2", "Machine", json!({
             "metadata": {"name": name, "namespace": self.ns, "labels": {"cluster.x-k8s.io/cluster-name": cluster}},
             "spec": {"clusterName": cluster, "bootstrap": {"configRef": {"apiGroup": "bootstrap.cluster.x-k8s.io", "kind": "SiteBootstrapConfig", "name": config}}}
@@ -151,13 +201,37 @@ impl Env {
 
     /// A config owned (controller reference) by `machine`, labelled with the cluster name,
     /// as CAPI core leaves it.
-    pub async fn config(&self, name: &str, cluster: &str, machine: Option<&DynamicObject>, spec: Value) -> anyhow::Result<SiteBootstrapConfig> {
+    pub async fn config(
+        &self,
+        name: &str,
+        cluster: &str,
+        machine: Option<&DynamicObject>,
+        spec: Value,
+    ) -> anyhow::Result<SiteBootstrapConfig> {
+        self.config_labelled(name, cluster, machine, spec, &[])
+            .await
+    }
+
+    /// [`Env::config`] with extra labels.
+    pub async fn config_labelled(
+        &self,
+        name: &str,
+        cluster: &str,
+        machine: Option<&DynamicObject>,
+        spec: Value,
+        labels: &[(&str, &str)],
+    ) -> anyhow::Result<SiteBootstrapConfig> {
+        let mut all = serde_json::Map::new();
+        all.insert("cluster.x-k8s.io/cluster-name".into(), json!(cluster));
+        for (k, v) in labels {
+            all.insert((*k).into(), json!(v));
+        }
         let owners: Vec<Value> = machine
             .map(|m| vec![json!({"apiVersion": "cluster.x-k8s.io/v1beta2", "kind": "Machine", "name": m.name_any(), "uid": m.uid(), "controller": true, "blockOwnerDeletion": true})])
             .unwrap_or_default();
         let body = json!({
             "apiVersion": "bootstrap.cluster.x-k8s.io/v1alpha1", "kind": "SiteBootstrapConfig",
-            "metadata": {"name": name, "namespace": self.ns, "labels": {"cluster.x-k8s.io/cluster-name": cluster}, "ownerReferences": owners},
+            "metadata": {"name": name, "namespace": self.ns, "labels": all, "ownerReferences": owners},
             "spec": spec
         });
         let cfg: SiteBootstrapConfig = serde_json::from_value(body)?;
@@ -180,7 +254,8 @@ impl Env {
     pub async fn standard(&self) -> anyhow::Result<SiteBootstrapConfig> {
         self.cluster("c1", true, false).await?;
         let m = self.machine("m1", "c1", "cfg1").await?;
-        self.config("cfg1", "c1", Some(&m), self.config_spec()).await
+        self.config("cfg1", "c1", Some(&m), self.config_spec())
+            .await
     }
 }
 
