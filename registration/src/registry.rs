@@ -22,6 +22,7 @@ use siteboot_wire::operator::{DeviceInfo, DeviceStatus};
 use crate::inventory::{check_auth_refs, InventoryHandle, Site};
 use crate::store::{DeviceRecord, Event, Store};
 
+mod cache;
 mod config;
 pub mod decide;
 mod error;
@@ -88,6 +89,7 @@ struct Inner {
     inventory: InventoryHandle,
     cfg: RegistryConfig,
     heartbeats: Coalescer,
+    devices: cache::DeviceCache,
 }
 
 impl std::fmt::Debug for Registry {
@@ -110,12 +112,14 @@ impl Registry {
             tracing::warn!(error = %e, "inventory names a git credential that is not configured; assignments for those sites will fail");
         }
         let heartbeats = Coalescer::new(delta(cfg.heartbeat_interval));
+        let devices = cache::DeviceCache::new(delta(cfg.device_cache_ttl));
         Self {
             inner: Arc::new(Inner {
                 store,
                 inventory,
                 cfg,
                 heartbeats,
+                devices,
             }),
         }
     }
@@ -161,8 +165,9 @@ impl Registry {
         &self,
         site_id: &str,
         device_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Assignment, RegistryError> {
-        self.authorized(site_id, device_id).await?;
+        self.authorized(site_id, device_id, now).await?;
         self.assignment(site_id).await
     }
 
@@ -185,6 +190,12 @@ impl Registry {
                 "git credential {name:?} named by the inventory is not in the credentials file: add it and restart"
             ))
         })
+    }
+
+    /// Forgets in-memory state of a device that was just replaced or revoked.
+    fn forget(&self, device_id: &str) {
+        self.inner.heartbeats.forget(device_id);
+        self.inner.devices.remove(device_id);
     }
 
     fn device_info(&self, d: DeviceRecord) -> DeviceInfo {

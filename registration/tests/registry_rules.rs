@@ -1009,7 +1009,7 @@ async fn an_operator_revocation_refuses_the_device() {
     assert_eq!(d.status, DeviceStatus::Revoked);
     let err = e
         .registry
-        .assignment_for_device("store-2", &dev)
+        .assignment_for_device("store-2", &dev, t(1))
         .await
         .unwrap_err();
     assert_eq!(err.to_api_error().code, ErrorCode::DeviceRevoked);
@@ -1059,4 +1059,41 @@ async fn a_full_store_answers_unavailable_and_keeps_what_was_committed() {
             .state,
         TokenState::Unused
     );
+}
+
+#[tokio::test]
+async fn another_replicas_revocation_is_seen_within_the_cache_ttl() {
+    let e = env();
+    // A second registry over the same store stands in for another replica.
+    let other = Registry::new(
+        e.store.clone() as Arc<dyn Store>,
+        InventoryHandle::load(&e.inventory_path).unwrap(),
+        e.registry.config().clone(),
+    );
+    let m = e.registry.mint_token(&mint("store-1"), t(0)).await.unwrap();
+    let (dev, _) = registered(
+        e.registry
+            .register(&with_token(&m.token, "SN-1"), t(0))
+            .await
+            .unwrap(),
+    );
+    let at = t(1);
+    e.registry
+        .checkin("store-1", &dev, &checkin(AgentState::Ready, "r1"), at)
+        .await
+        .unwrap();
+    other.revoke_device(&dev, "stolen", at).await.unwrap();
+    let ttl = TimeDelta::from_std(e.registry.config().device_cache_ttl).unwrap();
+    let err = e
+        .registry
+        .checkin("store-1", &dev, &checkin(AgentState::Ready, "r1"), at + ttl)
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_api_error().code, ErrorCode::DeviceRevoked);
+    // In the revoking process itself the refusal is immediate.
+    let err = other
+        .checkin("store-1", &dev, &checkin(AgentState::Ready, "r1"), at)
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_api_error().code, ErrorCode::DeviceRevoked);
 }

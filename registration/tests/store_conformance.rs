@@ -258,3 +258,31 @@ async fn check_after_crash(path: &Path, committed: &[String]) {
         assert_eq!(t.device_id.as_deref(), Some(d.id.as_str()));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_write_in_a_commit_batch_fails_alone() {
+    // 200 concurrent inserts over 100 ids: the writer batches them; each duplicate fails
+    // in its own savepoint while the rest of its batch commits.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("batch.db")).unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.insert_token(&token(&format!("T{}", i % 100), "site-a", "h"))
+                .await
+        }));
+    }
+    let (mut ok, mut conflicts) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(StoreError::Conflict { .. }) => conflicts += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((ok, conflicts), (100, 100));
+    for i in 0..100 {
+        assert!(store.token(&format!("T{i}")).await.unwrap().is_some());
+    }
+}

@@ -29,6 +29,10 @@ pub struct RegistryConfig {
     pub claim_max_failures: u32,
     /// Unchanged check-ins are written at most this often per device (5 min).
     pub heartbeat_interval: Duration,
+    /// How long the check-in path may trust a cached device record (5 s; zero
+    /// disables). Exact within one process; bounds how late another replica's
+    /// revocation is seen.
+    pub device_cache_ttl: Duration,
     /// Check-in interval told to agents (60 s).
     pub checkin_interval_seconds: u64,
     /// Poll interval told to pending devices (30 s).
@@ -48,6 +52,7 @@ impl Default for RegistryConfig {
             max_claim_ttl: Duration::from_secs(30 * 24 * 3600),
             claim_max_failures: 5,
             heartbeat_interval: Duration::from_secs(300),
+            device_cache_ttl: Duration::from_secs(5),
             checkin_interval_seconds: 60,
             poll_after_seconds: 30,
             enrollment_batches: BTreeMap::new(),

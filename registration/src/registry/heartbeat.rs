@@ -142,7 +142,7 @@ impl Registry {
         req: &CheckinRequest,
         now: DateTime<Utc>,
     ) -> Result<CheckinResponse, RegistryError> {
-        let device = self.authorized(site_id, device_id).await?;
+        let device = self.authorized(site_id, device_id, now).await?;
         let state_changed = changed(&device, req);
         let write = state_changed || !req.offline_periods.is_empty();
         if self
@@ -168,6 +168,14 @@ impl Registry {
                 });
             }
             self.inner.heartbeats.written(device_id, now);
+            self.inner.devices.update(device_id, |d| {
+                d.last_seen = d.last_seen.max(Some(now));
+                d.applied_revision = w.applied_revision;
+                d.attempted_revision = w.attempted_revision;
+                d.agent_state = Some(w.state);
+                d.last_error = w.error;
+                d.health = w.health;
+            });
             if state_changed {
                 tracing::info!(site_id, device_id, state = ?req.state, applied = ?req.applied_revision, attempted = ?req.attempted_revision, "device state changed");
             }
@@ -205,11 +213,22 @@ impl Registry {
         &self,
         site_id: &str,
         device_id: &str,
+        now: DateTime<Utc>,
     ) -> Result<DeviceRecord, RegistryError> {
-        let Some(device) = self.inner.store.device(device_id).await? else {
-            return Err(RegistryError::Forbidden(format!(
-                "device {device_id} is not registered here"
-            )));
+        let cached = self.inner.devices.get(device_id, now);
+        let device = match cached {
+            Some(d) => d,
+            None => match self.inner.store.device(device_id).await? {
+                Some(d) => {
+                    self.inner.devices.put(d.clone(), now);
+                    d
+                }
+                None => {
+                    return Err(RegistryError::Forbidden(format!(
+                        "device {device_id} is not registered here"
+                    )))
+                }
+            },
         };
         if !active(&device) {
             return Err(RegistryError::DeviceRevoked {

@@ -318,7 +318,7 @@ impl Registry {
         match self.inner.store.bind_device(&binding).await? {
             BindOutcome::Bound { device, replaced } => {
                 if let Some(prev) = &replaced {
-                    self.inner.heartbeats.forget(prev);
+                    self.forget(prev);
                 }
                 tracing::info!(pending_id, device_id = %device.id, site_id, replaced = ?replaced, "pending device approved");
                 Ok(self.device_info(device))
@@ -375,7 +375,7 @@ impl Registry {
                 what: "device",
                 id: device_id.to_string(),
             })?;
-        self.inner.heartbeats.forget(device_id);
+        self.forget(device_id);
         tracing::info!(device_id, reason, "device revoked");
         Ok(self.device_info(d))
     }

@@ -244,7 +244,7 @@ impl Registry {
         match self.inner.store.bind_device(&binding).await? {
             BindOutcome::Bound { device, replaced } => {
                 if let Some(prev) = &replaced {
-                    self.inner.heartbeats.forget(prev);
+                    self.forget(prev);
                 }
                 tracing::info!(device_id = %device.id, site_id, via = kind, credential_id, replaced = ?replaced, "device registered");
                 Ok(RegisterOutcome::Registered {
