@@ -13,7 +13,7 @@
 //! costs nothing on the wire. A new commit is fetched with depth 1; when the server speaks
 //! protocol v2 with `filter`, as commit and trees only (`blob:none`, with the previous
 //! commit as `have`), followed by exactly the blobs under the assigned paths that the
-//! object store lacks ([`protocol`]). Bytes on the wire are counted per fetch.
+//! object store lacks (see `git/protocol.rs`). Bytes on the wire are counted per fetch.
 
 mod classify;
 mod counting;
@@ -302,4 +302,31 @@ fn open_repo(dir: &Path) -> Result<gix::Repository, FetchError> {
             .map(Into::into)
     };
     repo.map_err(|e| FetchError::storage(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revision_policy_table() {
+        let branch = |n: &str| RevisionPolicy::Branch { name: n.into() };
+        let commit = |s: &str| RevisionPolicy::Commit { sha: s.into() };
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let cases = [
+            (branch("main"), true),
+            (branch("release/2026-w14"), true),
+            (branch(""), false),
+            (branch("-upload-pack"), false),
+            (branch("a..b"), false),
+            (branch("with space"), false),
+            (branch("x:y"), false),
+            (commit(sha), true),
+            (commit(&sha[..12]), false),
+            (commit("not-hex-not-hex-not-hex-not-hex-not-hex!"), false),
+        ];
+        for (policy, ok) in cases {
+            assert_eq!(Want::from_policy(&policy).is_ok(), ok, "{policy:?}");
+        }
+    }
 }

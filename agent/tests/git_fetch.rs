@@ -291,6 +291,21 @@ async fn http_plain_and_https_with_basic_and_bearer() {
     let source = branch(&plain.url(&repo), None);
     journey(&mut repo, &source, work.path()).await;
 
+    // Credentials never travel over plain http.
+    let token = GitAuth::Token {
+        token: SecretString::new("tok-abcdef-987654"),
+        ca_pem: None,
+    };
+    let err = git::fetch(
+        &branch(&plain.url(&repo), Some(token)),
+        &paths(),
+        work.path(),
+        None,
+    )
+    .await
+    .expect_err("token over http");
+    assert!(matches!(err, FetchError::Config(_)), "{err}");
+
     let basic_cfg = GitHttpConfig::https().basic("bot", "s3cret-pass-123");
     let basic =
         GitHttpServer::start(&repo, basic_cfg, &run.log_path("https-basic")).expect("https");
