@@ -5,6 +5,8 @@
 //! * `install_verified` is taken verbatim from a rendered `bootstrap.sh` and run against
 //!   a local file: a matching digest installs it (mode 0755), a wrong digest fails and
 //!   leaves neither the destination nor a temporary file behind.
+//! * cloud-init's own `shellify` builds the runcmd script, and a failing preCommand stops
+//!   it before anything that follows.
 
 mod render_support;
 
@@ -13,6 +15,28 @@ use render_support::*;
 use serde_json::Value;
 use siteboot_provider::render::{render_cloud_init, render_ignition};
 use std::process::Command;
+
+/// The script cloud-init itself makes of a `runcmd` list (`cloudinit.util.shellify`).
+fn shellify(runcmd: &Value) -> String {
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", "import json,sys; from cloudinit import util; sys.stdout.write(util.shellify(json.load(sys.stdin)))"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().expect("stdin").write_all(runcmd.to_string().as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("run cloud-init's shellify (Debian package cloud-init)");
+    assert!(
+        out.status.success(),
+        "shellify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
 
 fn b64(s: &str) -> String {
     String::from_utf8(base64::engine::general_purpose::STANDARD.decode(s).unwrap()).unwrap()
@@ -156,4 +180,37 @@ fn install_verified_installs_only_a_matching_file() {
     );
     assert!(!out.status.success());
     assert!(!other.exists());
+}
+
+/// cloud-init joins `runcmd` into one script; our leading `set -e` makes the first failing
+/// command end it, so nothing after it (bootstrap, postCommands, the sentinel) runs.
+/// Safe to execute: it stops at `false`, before any siteboot step.
+#[test]
+fn a_failing_pre_command_stops_runcmd_before_the_sentinel() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = siteboot_provider::render::RenderInput {
+        pre_commands: vec!["echo pre > \"$MARK_DIR/pre\"".into(), "false".into()],
+        post_commands: vec!["echo post > \"$MARK_DIR/post\"".into()],
+        ..minimal()
+    };
+    let cloud: Value = serde_norway::from_str(&render_cloud_init(&input).unwrap()).unwrap();
+    let script = shellify(&cloud["runcmd"]);
+    let out = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&script)
+        .env("MARK_DIR", dir.path())
+        .output()
+        .expect("sh");
+    assert!(
+        !out.status.success(),
+        "the failing command fails the script"
+    );
+    assert!(
+        dir.path().join("pre").exists(),
+        "commands before the failure ran"
+    );
+    assert!(
+        !dir.path().join("post").exists(),
+        "nothing after the failure ran"
+    );
 }
