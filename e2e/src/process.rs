@@ -25,7 +25,8 @@
 //!   and reaps it, so no test leaves a server behind when it panics.
 //! - [`TestRun`]: the per-test guard. It owns the artifacts directory
 //!   `e2e/artifacts/<test-name>/` (gitignored; `SITEBOOT_E2E_ARTIFACTS` moves the root),
-//!   names log files, spawns processes into it, and holds the test's
+//!   names log files, spawns processes into it ([`TestRun::spawn`] for any program,
+//!   [`TestRun::spawn_binary`] for a siteboot binary), and holds the test's
 //!   [`SecretSet`](crate::secrets::SecretSet). When the test panics, its `Drop` prints
 //!   every captured log to stderr between headers, with every registered secret
 //!   redacted. When the test ends normally ([`TestRun::finish`] or `Drop`), every log is
@@ -34,6 +35,9 @@
 //!
 //! Declare the `TestRun` first in a test so it is dropped last: processes are killed
 //! (flushing nothing further into their logs) before the logs are dumped or scanned.
+//!
+//! [`Process::signal`] sends any signal: `SIGSTOP`/`SIGCONT` make a server hang and
+//! recover without losing its port or state (a slow or wedged dependency).
 //!
 //! Children are not put in their own process group: a Ctrl-C on `cargo test` reaches them
 //! too. Only the main pid is signalled; servers that fork per connection (`git daemon`,

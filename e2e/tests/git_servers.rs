@@ -350,7 +350,9 @@ fn shallow_fetch_of_a_pinned_revision_works_on_every_server() {
     let ssh = SshGitServer::start(&repo, &run.log_path("sshd")).unwrap();
     run.register_pem("deploy-key", &ssh.deploy_key().private_openssh);
     let ssh_command = ssh.git_ssh_command();
-    let cases: Vec<(&str, String, Vec<(&str, &str)>)> = vec![
+    // (server, url, client environment)
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
         ("git daemon", daemon.url(&repo), vec![]),
         ("http-backend", http.url(&repo), vec![]),
         (
