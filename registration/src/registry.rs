@@ -9,6 +9,10 @@
 //!
 //! Every method takes `now`; only the random bytes for ids and secrets come from the OS
 //! (`rand::rng()`, a CSPRNG seeded from the OS), drawn here at the edge.
+//!
+//! In memory it keeps only what may be lost or rebuilt: coalesced heartbeats
+//! ([`Coalescer`], at most one interval of last-seen times) and a device cache for the
+//! check-in path (exact for this process's own writes, `device_cache_ttl` for others).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

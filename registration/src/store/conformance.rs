@@ -2,7 +2,7 @@
 //!
 //! Written against the trait only, so the in-cluster store can run the same checks:
 //!
-//! ```ignore
+//! ```text
 //! siteboot_registration::store::conformance::run_all(|| async { Arc::new(MyStore::new()) as Arc<dyn Store> }).await;
 //! ```
 //!
