@@ -128,7 +128,7 @@ fn arg(name: &str, default: usize) -> usize {
 
 #[tokio::main]
 async fn main() {
-    let registrations = arg("--registrations", 400);
+    let registrations = arg("--registrations", 1000);
     let agents = arg("--agents", 1000);
     let concurrency = 16;
     let dir = tempfile::tempdir().expect("temp dir");
@@ -223,7 +223,7 @@ async fn main() {
     warm(&bare_clients, format!("{bare}/"), false).await;
 
     // 2. Kept-alive throughput with 32 agents.
-    let per_agent = 300;
+    let per_agent = 1000;
     let few = agent_clients.len().min(32);
     let bare_ka = phase(few * per_agent, few, |i| {
         let c = bare_clients[i % few].clone();
@@ -244,6 +244,36 @@ async fn main() {
         async move {
             c.post(url)
                 .json(&body)
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+        }
+    })
+    .await;
+
+    // Diagnostic: the service's HTTP stack alone (routing, middleware, metrics) on the same
+    // kept-alive mTLS connections, to separate HTTP-layer overhead from domain work.
+    let stack = phase(few * per_agent, few, |i| {
+        let c = agent_clients[i % few].clone();
+        let url = format!("{}/healthz", h.url);
+        async move {
+            c.get(url)
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false)
+        }
+    })
+    .await;
+
+    // Diagnostic: the service's HTTP stack alone (routing, middleware, metrics) on the same
+    // kept-alive mTLS connections, to separate HTTP-layer overhead from domain work.
+    let stack = phase(few * per_agent, few, |i| {
+        let c = agent_clients[i % few].clone();
+        let url = format!("{}/healthz", h.url);
+        async move {
+            c.get(url)
                 .send()
                 .await
                 .map(|r| r.status().is_success())
@@ -316,6 +346,16 @@ async fn main() {
     println!(
         "  ratio check-ins / bare kept-alive: {:.0}%",
         100.0 * checkins.rate() / bare_ka.rate()
+    );
+    println!(
+        "{}",
+        stack.line(&format!(
+            "diagnostic: GET /healthz kept-alive ({few} conns)"
+        ))
+    );
+    println!(
+        "  ratio service http stack / bare kept-alive: {:.0}%",
+        100.0 * stack.rate() / bare_ka.rate()
     );
     println!(
         "{}",

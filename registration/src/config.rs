@@ -183,7 +183,7 @@ pub struct ServerArgs {
 impl ServerArgs {
     /// The plain config these flags describe.
     pub fn to_config(&self) -> Result<ServeConfig, String> {
-        if !(self.register_rate > 0.0) {
+        if self.register_rate.is_nan() || self.register_rate <= 0.0 {
             return Err("--register-rate must be greater than 0".into());
         }
         if self.max_body_bytes < 1024 {

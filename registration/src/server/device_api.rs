@@ -118,7 +118,10 @@ async fn register_inner(
     }
     let now = Utc::now();
     let id = cred.key.as_deref().unwrap_or("malformed");
-    match state.registry.register(&req, now).await {
+    let permit = state.domain.acquire().await;
+    let outcome = state.registry.register(&req, now).await;
+    drop(permit);
+    match outcome {
         Ok(RegisterOutcome::Registered {
             device_id,
             site_id,
@@ -299,11 +302,11 @@ impl FromRequestParts<Arc<AppState>> for AuthedDevice {
         let peer = CertIdentity::from_request_parts(parts, state).await?;
         // Checked on every request so a revocation (e.g. a claim redeemed by a replacement
         // box) takes effect at once, even on kept-alive connections.
-        let device = state
-            .registry
-            .device(&peer.device_id)
-            .await
-            .map_err(|e| Failure(e.to_api_error()))?;
+        let device = {
+            let _permit = state.domain.acquire().await;
+            state.registry.device(&peer.device_id).await
+        }
+        .map_err(|e| Failure(e.to_api_error()))?;
         match device {
             Some(d) if d.status == DeviceStatus::Active && d.site_id == peer.site_id => Ok(Self {
                 site_id: peer.site_id,
@@ -359,6 +362,7 @@ async fn checkin_inner(
             .validate()
             .map_err(|e| ApiError::invalid(e.field.clone(), e.to_string()))?;
     }
+    let _permit = state.domain.acquire().await;
     state
         .registry
         .checkin(&device.site_id, &device.device_id, &req, Utc::now())

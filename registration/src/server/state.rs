@@ -54,7 +54,15 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Check-in interval told to devices on registration.
     pub checkin_interval_seconds: u64,
+    /// Bounds concurrent device-path domain calls (see [`DOMAIN_CONCURRENCY`]).
+    pub domain: tokio::sync::Semaphore,
 }
+
+/// Device-path registry calls in flight at once. The SQLite store runs each read on the
+/// blocking pool; without a bound, a burst of 1,000 check-ins spawns hundreds of blocking
+/// threads that contend on a few connections (p99 in the hundreds of ms). Waiting here is a
+/// cheap async queue instead.
+pub const DOMAIN_CONCURRENCY: usize = 32;
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -70,6 +70,7 @@ pub async fn build_state(
         cert_ttl: config.cert_ttl,
         max_body_bytes: config.max_body_bytes,
         checkin_interval_seconds: config.checkin_interval_seconds,
+        domain: tokio::sync::Semaphore::new(super::state::DOMAIN_CONCURRENCY),
     };
     Ok((state, sites))
 }
