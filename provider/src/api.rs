@@ -14,6 +14,8 @@ pub use status::{Condition, ConditionStatus, Initialization, SiteBootstrapConfig
 /// Desired bootstrap data for one Machine of an edge site: which site it is, where it
 /// registers, how the agent (and optionally k3s) is installed, plus user files, commands,
 /// users and NTP.
+// clippy reads the repeated `type_ = ...` of the printcolumn arguments as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[kube(
     group = "bootstrap.cluster.x-k8s.io",

@@ -71,7 +71,7 @@ async fn controller_reacts_to_cluster_secret_and_registration_changes() -> anyho
 #[tokio::test]
 async fn watch_filter_limits_the_controller_to_labelled_objects() -> anyhow::Result<()> {
     let env = Env::start().await?;
-    let mut settings = (*env.context().await).settings.clone();
+    let mut settings = env.context().await.settings.clone();
     settings.watch_filter = Some("shard-a".into());
     let ctx = std::sync::Arc::new(
         siteboot_provider::controller::Context::new(

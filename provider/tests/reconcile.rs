@@ -475,3 +475,20 @@ async fn a_bad_spec_is_reported_and_mints_nothing() -> anyhow::Result<()> {
     assert!(CA_PEM.contains("BEGIN CERTIFICATE"));
     Ok(())
 }
+
+#[tokio::test]
+async fn ignition_format_writes_an_ignition_document() -> anyhow::Result<()> {
+    let env = Env::start().await?;
+    let ctx = env.context().await;
+    env.cluster("c1", true, false).await?;
+    let m = env.machine("m1", "c1", "cfg1").await?;
+    let mut spec = env.config_spec();
+    spec["format"] = json!("ignition");
+    env.config("cfg1", "c1", Some(&m), spec).await?;
+    run(&env, &ctx, "cfg1").await?;
+    let secret = env.secrets().get("cfg1").await?;
+    assert_eq!(secret_value(&secret, "format"), "ignition");
+    let doc: serde_json::Value = serde_json::from_str(&secret_value(&secret, "value"))?;
+    assert_eq!(doc["ignition"]["version"], "3.3.0");
+    Ok(())
+}
