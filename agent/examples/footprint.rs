@@ -100,9 +100,10 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let apply_time = start.elapsed();
-    let peak = proc_kib(pid, "VmHWM:");
+    let peak_apply = proc_kib(pid, "VmHWM:");
     tokio::time::sleep(Duration::from_secs(15)).await;
     let idle = proc_kib(pid, "VmRSS:");
+    let peak = proc_kib(pid, "VmHWM:");
     let _ = child.kill();
     let _ = child.wait();
     println!(
@@ -116,7 +117,11 @@ async fn main() -> anyhow::Result<()> {
         apply_time.as_secs_f64()
     );
     println!(
-        "peak RSS          {} (VmHWM, start + apply of {OBJECTS} objects)",
+        "peak RSS          {} (VmHWM when the {OBJECTS} objects were applied)",
+        mib(peak_apply)
+    );
+    println!(
+        "peak RSS overall  {} (VmHWM at the end, including offline check-in retries)",
         mib(peak)
     );
     println!(
