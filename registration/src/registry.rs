@@ -41,6 +41,8 @@ pub use heartbeat::Coalescer;
 
 /// Result of [`Registry::register`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Built once per request and matched by value; boxing would only burden callers.
+#[allow(clippy::large_enum_variant)]
 pub enum RegisterOutcome {
     /// Bound: sign the CSR for `(site_id, device_id)` and answer 201. The assignment
     /// carries the credential reference only; material comes over mTLS.
@@ -58,6 +60,8 @@ pub enum RegisterOutcome {
 
 /// Result of [`Registry::poll_pending`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Built once per request and matched by value; boxing would only burden callers.
+#[allow(clippy::large_enum_variant)]
 pub enum PollOutcome {
     /// Still waiting.
     Pending {

@@ -203,6 +203,8 @@ pub struct Binding {
 
 /// Result of [`Store::bind_device`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Built once per request and matched by value; boxing would only burden callers.
+#[allow(clippy::large_enum_variant)]
 pub enum BindOutcome {
     /// Bound; `replaced` is the site's previous active device, now revoked.
     Bound {

@@ -116,7 +116,7 @@ impl SqliteStore {
             action,
             detail: "the store writer has stopped".into(),
         };
-        let (job, answer) = writer::Job::new(action, f);
+        let (job, answer) = writer::Job::queue(action, f);
         self.inner.writer.send(job).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }

@@ -107,10 +107,8 @@ pub(super) fn bind(c: &Connection, b: &Binding) -> Result<BindOutcome, Fail> {
         )?;
     }
     c.execute(
-        &format!(
-            "INSERT INTO devices (id, site_id, serial, status, facts_json, registered_via, registered_at, machine_json)
-             VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7)"
-        ),
+       "INSERT INTO devices (id, site_id, serial, status, facts_json, registered_via, registered_at, machine_json)
+             VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7)",
         params![
             d.id,
             d.site_id,

@@ -45,7 +45,7 @@ where
     T: Send + 'static,
     F: FnOnce(&Connection) -> Result<T, Fail> + Send + 'static,
 {
-    pub(super) fn new(
+    pub(super) fn queue(
         action: &'static str,
         op: F,
     ) -> (Box<dyn WriteJob>, oneshot::Receiver<Result<T, StoreError>>) {
