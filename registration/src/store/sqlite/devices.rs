@@ -107,7 +107,7 @@ pub(super) fn bind(c: &Connection, b: &Binding) -> Result<BindOutcome, Fail> {
         )?;
     }
     c.execute(
-       "INSERT INTO devices (id, site_id, serial, status, facts_json, registered_via, registered_at, machine_json)
+        "INSERT INTO devices (id, site_id, serial, status, facts_json, registered_via, registered_at, machine_json)
              VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7)",
         params![
             d.id,
