@@ -215,3 +215,39 @@ async fn sitebootctl_commands_and_exit_codes() {
     assert_eq!(ctl::execute(&c).await.unwrap_err().exit_code(), 1);
     h.handle.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_inventory_serves_end_to_end_with_placeholder_git_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/samples/inventory.yaml");
+    let mut cfg = siteboot_registration::ServeConfig::embedded(dir.path().join("data"));
+    cfg.listen = "127.0.0.1:0".parse().unwrap();
+    cfg.inventory = Some(sample);
+    let h = Harness::start_with(cfg).await.unwrap();
+    let creds = std::fs::read_to_string(h.data_dir.join("git-credentials.yaml")).unwrap();
+    assert!(creds.contains("PLACEHOLDERS"), "{creds}");
+    let (_, sites) = h.operator("GET", "/v1/operator/sites", None).await;
+    let site = sites[0]["siteId"].as_str().unwrap().to_string();
+    let device = Device::new("SN-SAMPLE-1");
+    let reg = h.register_with_token(&site, &device).await;
+    assert!(
+        reg.assignment.source.auth.is_none(),
+        "registration answers carry the reference only"
+    );
+    let c = h.device_client(&reg, &device);
+    let a: Value = c
+        .get(format!("{}/v1/assignment", h.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["siteId"], site.as_str(), "{a}");
+    assert!(
+        a["source"]["auth"].is_object(),
+        "mTLS assignment resolves the credential: {a}"
+    );
+    h.handle.shutdown().await.unwrap();
+}

@@ -21,6 +21,24 @@ fn label(v: &Value, key: &str) -> String {
         .to_string()
 }
 
+/// The text as a terminal QR code (two modules per character cell), or nothing.
+pub fn qr(text: &str) -> String {
+    use qrcode::render::unicode::Dense1x2;
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => {
+            let mut s = code
+                .render::<Dense1x2>()
+                .dark_color(Dense1x2::Light)
+                .light_color(Dense1x2::Dark)
+                .quiet_zone(true)
+                .build();
+            s.push('\n');
+            s
+        }
+        Err(_) => String::new(),
+    }
+}
+
 /// Fixed-width table.
 pub fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
@@ -85,10 +103,11 @@ pub fn render(cmd: &Command, value: &Value, output: Output) -> String {
             )
         }
         Command::Claim(ClaimCmd::Create { .. }) => format!(
-            "claim code: {}\nsite: {}\nexpires: {}\n(shown once: give it to the field technician)\n",
+            "claim code: {}\nsite: {}\nexpires: {}\n(shown once: give it to the field technician, or let them scan it)\n{}",
             cell(value, "code"),
             cell(value, "siteId"),
-            cell(value, "expiresAt")
+            cell(value, "expiresAt"),
+            qr(&cell(value, "code"))
         ),
         Command::Sites(SitesCmd::List { .. }) => table(
             &["SITE", "REGION", "RING", "DEVICE", "STATE", "APPLIED", "LAST SEEN"],
@@ -137,6 +156,13 @@ pub fn render(cmd: &Command, value: &Value, output: Output) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claim_codes_render_as_qr() {
+        let q = qr("7KQ2-M9XD-4");
+        assert!(q.lines().count() > 10, "{q}");
+        assert!(q.contains('▀') || q.contains('▄') || q.contains('█'));
+    }
 
     #[test]
     fn tables_align() {
