@@ -77,8 +77,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("connect to Kubernetes: set KUBECONFIG or run in a cluster")?;
     let settings = Settings {
-        namespace: args.namespace,
-        watch_filter: args.watch_filter,
+        // clusterctl templates pass `--namespace=` / `--watch-filter=` when unset: empty means "all" / "none".
+        namespace: args.namespace.filter(|n| !n.trim().is_empty()),
+        watch_filter: args.watch_filter.filter(|f| !f.trim().is_empty()),
         concurrency: args.concurrency,
         default_ttl: args.token_ttl,
         check_interval: chrono::Duration::seconds(args.token_check_interval_seconds.into()),
