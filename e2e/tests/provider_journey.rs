@@ -263,6 +263,8 @@ async fn provider_binary_bootstraps_a_machine_whose_token_redeems_exactly_once()
     let mut provider = run.spawn(
         "provider",
         &Spec::new(binaries::binary("siteboot-provider")?)
+            // As config/manager/manager.yaml passes an unset filter.
+            .arg("--watch-filter=")
             .arg("--namespace")
             .arg(NS)
             .arg("--metrics-bind-address")
