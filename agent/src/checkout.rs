@@ -37,6 +37,9 @@ pub enum CheckoutError {
 
 /// Reads `paths` (in order) below `root`; missing ones are empty layers.
 pub fn load_layers(root: &Path, paths: &[String]) -> Result<Vec<Layer>, CheckoutError> {
+    if let Some(bad) = paths.iter().find(|p| p.split('/').any(|c| c == "..")) {
+        return Err(CheckoutError::BadPath(bad.clone()));
+    }
     let missing = missing_paths(root, paths);
     if !paths.is_empty() && missing.len() == paths.len() {
         return Err(CheckoutError::NoPaths(paths.join(", ")));
@@ -128,11 +131,17 @@ mod tests {
             names,
             ["baseline/a.yml", "baseline/b.yaml", "baseline/sub/c.yaml"]
         );
-        let err = load_layers(r, &["baseline/".into(), "clusters/x/".into()]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "assigned path clusters/x/ does not exist in this revision"
+        let two = load_layers(r, &["baseline/".into(), "clusters/x/".into()]).unwrap();
+        assert!(
+            two[1].files.is_empty(),
+            "a missing overlay is an empty layer"
         );
+        assert_eq!(
+            missing_paths(r, &["baseline/".into(), "clusters/x/".into()]),
+            ["clusters/x/"]
+        );
+        let err = load_layers(r, &["regions/y/".into(), "clusters/x/".into()]).unwrap_err();
+        assert!(matches!(err, CheckoutError::NoPaths(_)), "{err}");
         assert!(matches!(
             load_layers(r, &["../etc/".into()]),
             Err(CheckoutError::BadPath(_))

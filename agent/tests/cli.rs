@@ -38,7 +38,9 @@ fn version_and_help() {
 fn bad_config_is_one_line_naming_the_field_with_exit_code_2() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("agent.yaml");
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    // (config file, environment, field named in the error)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         ("caFile: /ca.pem\n", &[], "registrationUrl"),
         (
             "registrationUrl: http://x\ncaFile: /ca.pem\n",

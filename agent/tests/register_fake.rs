@@ -284,14 +284,15 @@ async fn retries_after_503_polls_pending_resumes_after_restart_and_stores_identi
         (record.site_id.as_str(), record.device_id.as_str()),
         ("store-0142", "dev-1")
     );
-    let st = state.lock().unwrap();
-    assert_eq!(
-        st.register_calls.len(),
-        2,
-        "the consumed token is not presented again"
-    );
-    assert!(!st.wrong_secret);
-    drop(st);
+    {
+        let st = state.lock().unwrap();
+        assert_eq!(
+            st.register_calls.len(),
+            2,
+            "the consumed token is not presented again"
+        );
+        assert!(!st.wrong_secret);
+    }
     assert!(!token_file.exists(), "the one-time token file is deleted");
     assert!(!dir.exists(PENDING) && dir.exists(REGISTERED));
     let identity = std::fs::read_to_string(dir.path(IDENTITY))?;
