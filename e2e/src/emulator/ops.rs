@@ -286,6 +286,16 @@ pub fn update(
         _ => {}
     }
     check_rv(t, &live, &body)?;
+    // Custom resources do not allow unconditional updates (built-in kinds mostly do).
+    if t.def.crd.is_some() && meta::meta_str(&body, "resourceVersion").is_none_or(str::is_empty) {
+        let why = "must be specified for an update";
+        return Err(ApiError::invalid(
+            t.subject(),
+            &t.def.kind,
+            "metadata.resourceVersion",
+            why,
+        ));
+    }
     let ts = meta::timestamp(now);
     let new = split_status(t, &live, meta::carry_server_metadata(body, &live));
     let mut new = serve(new, &t.def, &t.version);

@@ -88,6 +88,16 @@ async fn discovery_serves_builtins_and_runtime_crds() -> Result<()> {
         "status is dropped on create when a status subresource exists"
     );
     assert_eq!(widgets.list(&ListParams::default()).await?.items.len(), 1);
+    // Custom resources refuse unconditional replaces.
+    let mut unconditional = w.clone();
+    unconditional.metadata.resource_version = None;
+    let (code, _, msg) = api_code(
+        widgets
+            .replace("w1", &PostParams::default(), &unconditional)
+            .await,
+    );
+    assert_eq!(code, 422, "{msg}");
+    widgets.replace("w1", &PostParams::default(), &w).await?;
 
     // Deleting the CRD removes its objects and its discovery entry.
     crds.delete("widgets.example.com", &DeleteParams::default())
