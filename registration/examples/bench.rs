@@ -1,7 +1,7 @@
 //! Load generator on loopback for the registration service. Prints figures; asserts nothing.
 //!
 //! ```text
-//! cargo run --release -p siteboot-registration --example bench [-- --registrations N --agents N]
+//! cargo run --release -p siteboot-registration --example bench [-- --registrations N --agents N --per-agent N --paced-rate N]
 //! ```
 //!
 //! Phases, each bounded in count and time, each compared with a bare hyper + rustls server
@@ -223,7 +223,7 @@ async fn main() {
     warm(&bare_clients, format!("{bare}/"), false).await;
 
     // 2. Kept-alive throughput with 32 agents.
-    let per_agent = 1000;
+    let per_agent = arg("--per-agent", 1000);
     let few = agent_clients.len().min(32);
     let bare_ka = phase(few * per_agent, few, |i| {
         let c = bare_clients[i % few].clone();
