@@ -177,6 +177,19 @@ pub fn owner_uids(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// An object without `metadata.managedFields` (for no-op detection and apply-create).
+pub fn strip_managed(mut obj: Value) -> Value {
+    metadata_mut(&mut obj).remove("managedFields");
+    obj
+}
+
+/// Kind-specific write normalisation the API server does (core Secrets' `stringData`).
+pub fn normalize(group: &str, plural: &str, obj: &mut Value) {
+    if group.is_empty() && plural == "secrets" {
+        normalize_secret(obj);
+    }
+}
+
 /// What the API server does to a core `Secret` on every write: `stringData` entries are
 /// base64-encoded into `data` (winning over `data` keys of the same name) and dropped, and a
 /// missing `type` becomes `Opaque`.

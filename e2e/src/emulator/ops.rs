@@ -134,13 +134,6 @@ fn check_namespace(store: &Store, t: &Target, body: &Value) -> Result<(), ApiErr
     }
 }
 
-/// Kind-specific write normalisation the API server does (core Secrets' `stringData`).
-fn normalize(def: &ResourceDef, obj: &mut Value) {
-    if def.group.is_empty() && def.plural == "secrets" {
-        meta::normalize_secret(obj);
-    }
-}
-
 /// `POST` to a collection.
 pub fn create(
     store: &mut Store,
@@ -197,7 +190,7 @@ pub fn create(
     }
     let ts = meta::timestamp(now);
     obj = serve(obj, &t.def, &t.version);
-    normalize(&t.def, &mut obj);
+    meta::normalize(&t.def.group, &t.def.plural, &mut obj);
     let m = meta::metadata_mut(&mut obj);
     m.insert("name".into(), json!(name));
     if t.def.namespaced {
@@ -414,7 +407,7 @@ fn apply(
         let mut created_obj = create(
             store,
             t,
-            strip_managed(merged),
+            meta::strip_managed(merged),
             &WriteOpts {
                 dry_run: true,
                 ..opts.clone()
@@ -435,11 +428,6 @@ fn apply(
     )
 }
 
-fn strip_managed(mut obj: Value) -> Value {
-    meta::metadata_mut(&mut obj).remove("managedFields");
-    obj
-}
-
 /// Finishes a write of an existing object: finalizer rules, `generation`, no-op detection,
 /// CRD side effects, and completion of a pending deletion when the last finalizer goes.
 fn commit(
@@ -450,7 +438,7 @@ fn commit(
     dry_run: bool,
     now: DateTime<Utc>,
 ) -> Result<Value, ApiError> {
-    normalize(&t.def, &mut new);
+    meta::normalize(&t.def.group, &t.def.plural, &mut new);
     let m = meta::metadata_mut(&mut new);
     m.insert("name".into(), json!(t.name));
     if t.def.namespaced {
@@ -476,7 +464,7 @@ fn commit(
         meta::metadata_mut(&mut new).insert("generation".into(), json!(g));
     }
     let served_live = serve(live.clone(), &t.def, &t.version);
-    if strip_managed(new.clone()) == strip_managed(served_live.clone()) {
+    if meta::strip_managed(new.clone()) == meta::strip_managed(served_live.clone()) {
         return Ok(served_live);
     }
     if t.def.gr() == crd_gr() && !t.status {
