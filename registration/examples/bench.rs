@@ -267,21 +267,6 @@ async fn main() {
     })
     .await;
 
-    // Diagnostic: the service's HTTP stack alone (routing, middleware, metrics) on the same
-    // kept-alive mTLS connections, to separate HTTP-layer overhead from domain work.
-    let stack = phase(few * per_agent, few, |i| {
-        let c = agent_clients[i % few].clone();
-        let url = format!("{}/healthz", h.url);
-        async move {
-            c.get(url)
-                .send()
-                .await
-                .map(|r| r.status().is_success())
-                .unwrap_or(false)
-        }
-    })
-    .await;
-
     // 3. All agents at once, 3 check-ins each.
     let n = agent_clients.len();
     let bare_many = phase(n * 3, n, |i| {
