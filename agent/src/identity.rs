@@ -83,7 +83,8 @@ pub fn validity(pem: &[u8]) -> Result<(DateTime<Utc>, DateTime<Utc>), IdentityEr
     ))
 }
 
-/// Renewal is due once 2/3 of the certificate's lifetime has passed.
+/// Renewal is due once 2/3 of the certificate's lifetime (from `start`: its `notBefore`,
+/// or when it was received if later) has passed.
 pub fn renewal_due(
     not_before: DateTime<Utc>,
     not_after: DateTime<Utc>,

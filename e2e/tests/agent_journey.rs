@@ -109,6 +109,9 @@ impl Registration {
                 "1".into(),
                 "--heartbeat-flush-interval".into(),
                 "1s".into(),
+                // Short-lived client certificates: the agent renews them during the run.
+                "--cert-ttl".into(),
+                "45s".into(),
             ],
             &[],
         )?;
@@ -280,6 +283,14 @@ async fn agent_registers_hydrates_converges_prunes_survives_bad_revisions_outage
     })
     .await;
     assert!(site["deviceId"].is_string(), "{site}");
+
+    // The client certificate lives 45 s: the agent renews it over mTLS after 2/3 of
+    // that, and every later step's check-ins use the renewed certificate.
+    eventually("agent renews its client certificate", || {
+        let log = agent.log();
+        async move { log.contains("client certificate renewed").then_some(()) }
+    })
+    .await;
 
     // 2. A new commit converges.
     let head2 = repo.commit(

@@ -116,7 +116,17 @@ impl Agent {
         let Ok((not_before, not_after)) = validity(&pem) else {
             return Ok(());
         };
-        if !renewal_due(not_before, not_after, Utc::now()) {
+        // Services backdate `notBefore` for clock skew; the lifetime that matters starts
+        // when this box received the certificate (the identity file's mtime).
+        let received = std::fs::metadata(self.dir.path(IDENTITY))
+            .and_then(|m| m.modified())
+            .map(chrono::DateTime::<Utc>::from)
+            .unwrap_or(not_before);
+        if !renewal_due(
+            not_before.max(received.min(not_after)),
+            not_after,
+            Utc::now(),
+        ) {
             return Ok(());
         }
         let protocol = |reason: String| CallError::Protocol { status: 0, reason };
