@@ -13,3 +13,4 @@ pub mod metrics;
 pub mod operator_client;
 pub mod plan;
 pub mod render;
+pub mod webhook;
