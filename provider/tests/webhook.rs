@@ -1,0 +1,139 @@
+//! The admission webhook over real HTTPS: a server on 127.0.0.1:0 with a certificate from
+//! a test CA in a cert dir (tls.crt/tls.key), AdmissionReview bodies shaped like the API
+//! server's, a client that trusts only the test CA.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use siteboot_e2e::git::TestCa;
+use siteboot_provider::webhook::{self, server};
+
+fn spec(site: &str) -> Value {
+    json!({
+        "site": {"siteId": site},
+        "registration": {
+            "url": "https://registration.example.com",
+            "caBundleFrom": {"kind": "Secret", "name": "registration-ca"},
+            "credentialsSecretRef": {"name": "registration-operator"}
+        },
+        "agent": {"preinstalled": true}
+    })
+}
+
+fn template(site: &str, annotations: Value) -> Value {
+    json!({
+        "apiVersion": "bootstrap.cluster.x-k8s.io/v1alpha1",
+        "kind": "SiteBootstrapConfigTemplate",
+        "metadata": {"name": "edge", "namespace": "default", "annotations": annotations},
+        "spec": {"template": {"spec": spec(site)}}
+    })
+}
+
+fn admission_review(uid: &str, operation: &str, object: Value, old: Value, dry_run: bool) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "bootstrap.cluster.x-k8s.io", "version": "v1alpha1", "kind": "SiteBootstrapConfigTemplate"},
+            "resource": {"group": "bootstrap.cluster.x-k8s.io", "version": "v1alpha1", "resource": "sitebootstrapconfigtemplates"},
+            "requestKind": {"group": "bootstrap.cluster.x-k8s.io", "version": "v1alpha1", "kind": "SiteBootstrapConfigTemplate"},
+            "requestResource": {"group": "bootstrap.cluster.x-k8s.io", "version": "v1alpha1", "resource": "sitebootstrapconfigtemplates"},
+            "name": "edge",
+            "namespace": "default",
+            "operation": operation,
+            "userInfo": {"username": "system:serviceaccount:capi-system:capi-manager", "groups": ["system:serviceaccounts"]},
+            "object": object,
+            "oldObject": old,
+            "dryRun": dry_run,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "UpdateOptions"}
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_webhook_answers_admission_reviews() -> anyhow::Result<()> {
+    let ca = TestCa::new("webhook test ca")?;
+    let cert = ca.issue_server(&["127.0.0.1", "localhost"])?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("tls.crt"), &cert.cert_pem)?;
+    std::fs::write(dir.path().join("tls.key"), &cert.key_pem)?;
+    let srv = server::serve("127.0.0.1:0".parse()?, dir.path()).await?;
+
+    let mut roots = rustls::RootCertStore::empty();
+    {
+        use rustls_pki_types::pem::PemObject as _;
+        roots.add(rustls_pki_types::CertificateDer::from_pem_slice(
+            ca.cert_pem().as_bytes(),
+        )?)?;
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let url = format!(
+        "https://localhost:{}{}",
+        srv.addr.port(),
+        webhook::TEMPLATE_PATH
+    );
+
+    let ann = json!({webhook::TOPOLOGY_DRY_RUN_ANNOTATION: ""});
+    let rows = [
+        ("create-ok", "CREATE", template("store-1", json!({})), Value::Null, false, true, None),
+        ("create-bad", "CREATE", template("Bad_Site", json!({})), Value::Null, false, false,
+            Some("spec.template.spec.site.siteId: invalid value")),
+        ("update-same", "UPDATE", template("store-1", json!({})), template("store-1", json!({})), false, true, None),
+        ("update-changed", "UPDATE", template("store-2", json!({})), template("store-1", json!({})), false, false,
+            Some("spec.template.spec: forbidden: SiteBootstrapConfigTemplate spec.template.spec is immutable")),
+        ("update-topology-dry-run", "UPDATE", template("store-2", ann.clone()), template("store-1", json!({})), true, true, None),
+        ("delete", "DELETE", Value::Null, template("store-1", json!({})), false, true, None),
+    ];
+    for (uid, op, object, old, dry_run, allowed, message) in rows {
+        let body = admission_review(uid, op, object, old, dry_run);
+        let resp = client.post(&url).json(&body).send().await?;
+        assert_eq!(resp.status(), 200, "{uid}");
+        let out: Value = resp.json().await?;
+        assert_eq!(out["apiVersion"], "admission.k8s.io/v1", "{uid}: {out}");
+        assert_eq!(out["kind"], "AdmissionReview", "{uid}: {out}");
+        assert_eq!(out["response"]["uid"], uid, "{uid}: {out}");
+        assert_eq!(out["response"]["allowed"], allowed, "{uid}: {out}");
+        if let Some(m) = message {
+            let got = out["response"]["status"]["message"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(got.contains(m), "{uid}: {got:?} lacks {m:?}");
+            assert_eq!(out["response"]["status"]["code"], 422, "{uid}: {out}");
+        }
+    }
+
+    // The client trusts only the test CA: a client with no roots fails the handshake.
+    let stranger = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(rustls::RootCertStore::empty())
+    .with_no_client_auth();
+    let stranger = reqwest::Client::builder()
+        .use_preconfigured_tls(stranger)
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    assert!(stranger.post(&url).json(&json!({})).send().await.is_err());
+    Ok(())
+}
+
+#[test]
+fn missing_cert_dir_is_an_actionable_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = server::tls_config(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("tls.crt"), "{err}");
+    std::fs::write(dir.path().join("tls.crt"), "").unwrap();
+    std::fs::write(dir.path().join("tls.key"), "").unwrap();
+    let err = server::tls_config(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("holds no PEM"), "{err}");
+}
