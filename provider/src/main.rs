@@ -35,6 +35,13 @@ struct Args {
     /// How often an unregistered token is checked at the registration service, in seconds.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
     token_check_interval_seconds: u32,
+    /// Directory with tls.crt and tls.key for the admission webhook; the webhook runs only
+    /// when this is set (config/webhook mounts the cert-manager Secret there).
+    #[arg(long)]
+    webhook_cert_dir: Option<std::path::PathBuf>,
+    /// Address of the HTTPS admission webhook (with --webhook-cert-dir).
+    #[arg(long, default_value = "0.0.0.0:9443")]
+    webhook_bind_address: SocketAddr,
 }
 
 fn parse_ttl(s: &str) -> Result<chrono::Duration, String> {
@@ -73,6 +80,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let _webhook = match &args.webhook_cert_dir {
+        Some(dir) => Some(
+            siteboot_provider::webhook::server::serve(args.webhook_bind_address, dir)
+                .await
+                .context("start the admission webhook (check --webhook-cert-dir and --webhook-bind-address)")?,
+        ),
+        None => None,
+    };
     let client = kube::Client::try_default()
         .await
         .context("connect to Kubernetes: set KUBECONFIG or run in a cluster")?;

@@ -137,3 +137,69 @@ fn missing_cert_dir_is_an_actionable_error() {
     let err = server::tls_config(dir.path()).unwrap_err().to_string();
     assert!(err.contains("holds no PEM"), "{err}");
 }
+
+/// The manager binary serves the webhook when --webhook-cert-dir is given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manager_binary_serves_the_webhook_with_cert_dir_flag() -> anyhow::Result<()> {
+    let emu = siteboot_e2e::emulator::Emulator::start().await?;
+    let ca = TestCa::new("webhook test ca")?;
+    let cert = ca.issue_server(&["127.0.0.1", "localhost"])?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("tls.crt"), &cert.cert_pem)?;
+    std::fs::write(dir.path().join("tls.key"), &cert.key_pem)?;
+    let port = siteboot_e2e::ports::free_port()?;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_siteboot-provider"))
+        .arg("--metrics-bind-address=127.0.0.1:0")
+        .arg("--health-probe-bind-address=127.0.0.1:0")
+        .arg(format!("--webhook-bind-address=127.0.0.1:{port}"))
+        .arg("--webhook-cert-dir")
+        .arg(dir.path())
+        .env("KUBECONFIG", emu.kubeconfig_path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+
+    let mut roots = rustls::RootCertStore::empty();
+    {
+        use rustls_pki_types::pem::PemObject as _;
+        roots.add(rustls_pki_types::CertificateDer::from_pem_slice(
+            ca.cert_pem().as_bytes(),
+        )?)?;
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let url = format!("https://localhost:{port}{}", webhook::TEMPLATE_PATH);
+    let body = admission_review(
+        "bin-1",
+        "UPDATE",
+        template("store-2", json!({})),
+        template("store-1", json!({})),
+        false,
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let out: Value = loop {
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("siteboot-provider exited early: {status}");
+        }
+        match client.post(&url).json(&body).send().await {
+            Ok(resp) => break resp.json().await?,
+            Err(e) if tokio::time::Instant::now() > deadline => {
+                anyhow::bail!("webhook never answered: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    assert_eq!(out["response"]["uid"], "bin-1", "{out}");
+    assert_eq!(out["response"]["allowed"], false, "{out}");
+    child.kill().await?;
+    Ok(())
+}
