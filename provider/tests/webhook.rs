@@ -203,3 +203,115 @@ async fn manager_binary_serves_the_webhook_with_cert_dir_flag() -> anyhow::Resul
     child.kill().await?;
     Ok(())
 }
+
+/// `config/webhook` (a kustomize Component) on top of `config/default` wires a Service, a
+/// cert-manager Certificate and a ValidatingWebhookConfiguration that fit the manager.
+#[test]
+fn config_webhook_component_fits_the_manager() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .canonicalize()
+        .unwrap();
+    let overlay = tempfile::tempdir().unwrap();
+    // kustomize wants relative paths to other kustomizations.
+    let up = "../".repeat(overlay.path().canonicalize().unwrap().components().count() - 1);
+    let rel = format!("{up}{}", repo.strip_prefix("/").unwrap().display());
+    std::fs::write(
+        overlay.path().join("kustomization.yaml"),
+        format!("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [{rel}/config/default]\ncomponents: [{rel}/config/webhook]\n"),
+    )
+    .unwrap();
+    let build = |dir: &std::path::Path| -> Vec<Value> {
+        let out = std::process::Command::new("kubectl")
+            .arg("kustomize")
+            .arg(dir)
+            .output()
+            .expect("run kubectl kustomize");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        serde_norway::Deserializer::from_str(&text)
+            .map(|d| <Value as serde::Deserialize>::deserialize(d).unwrap())
+            .filter(|v| !v.is_null())
+            .collect()
+    };
+    let default = build(&repo.join("config/default"));
+    assert!(!default
+        .iter()
+        .any(|d| d["kind"] == "ValidatingWebhookConfiguration"));
+    let docs = build(overlay.path());
+    let one = |kind: &str| -> &Value {
+        let found: Vec<_> = docs.iter().filter(|d| d["kind"] == kind).collect();
+        assert_eq!(found.len(), 1, "{kind}");
+        found[0]
+    };
+    let vwc = one("ValidatingWebhookConfiguration");
+    let svc = one("Service");
+    let certificate = one("Certificate");
+    let deploy = one("Deployment");
+    let ns = svc["metadata"]["namespace"].as_str().unwrap();
+    assert_eq!(ns, deploy["metadata"]["namespace"]);
+    assert_eq!(
+        vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+        format!("{ns}/{}", certificate["metadata"]["name"].as_str().unwrap())
+    );
+    let hooks = vwc["webhooks"].as_array().unwrap();
+    let mut paths: Vec<&str> = hooks
+        .iter()
+        .map(|h| {
+            assert_eq!(
+                h["clientConfig"]["service"]["name"],
+                svc["metadata"]["name"]
+            );
+            assert_eq!(h["clientConfig"]["service"]["namespace"], ns);
+            // Dry-run requests reach only side-effect-free webhooks.
+            assert_eq!(h["sideEffects"], "None");
+            assert_eq!(h["admissionReviewVersions"], json!(["v1"]));
+            h["clientConfig"]["service"]["path"].as_str().unwrap()
+        })
+        .collect();
+    paths.sort_unstable();
+    assert_eq!(paths, [webhook::CONFIG_PATH, webhook::TEMPLATE_PATH]);
+    let pod = &deploy["spec"]["template"];
+    for (k, v) in svc["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&pod["metadata"]["labels"][k], v, "selector {k}");
+    }
+    let container = &pod["spec"]["containers"][0];
+    assert!(container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == svc["spec"]["ports"][0]["targetPort"] && p["containerPort"] == 9443));
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.contains(&"--webhook-bind-address=0.0.0.0:9443"),
+        "{args:?}"
+    );
+    let mount = container["volumeMounts"][0]["mountPath"].as_str().unwrap();
+    assert!(
+        args.contains(&format!("--webhook-cert-dir={mount}").as_str()),
+        "{args:?}"
+    );
+    assert!(
+        args.iter().any(|a| a.starts_with("--token-ttl=")),
+        "manager args kept"
+    );
+    assert_eq!(
+        pod["spec"]["volumes"][0]["secret"]["secretName"],
+        certificate["spec"]["secretName"]
+    );
+    let service_dns = format!("{}.{ns}.svc", svc["metadata"]["name"].as_str().unwrap());
+    assert!(certificate["spec"]["dnsNames"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(service_dns)));
+}
