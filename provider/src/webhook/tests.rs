@@ -24,6 +24,18 @@ fn with(mut v: Value, pointer: &str, value: Value) -> Value {
     v
 }
 
+/// (name, kind, op, old, new, dry_run, annotations, want: None = allowed, Some(substring))
+type Row<'a> = (
+    &'a str,
+    Kind,
+    Op,
+    Option<Value>,
+    Option<Value>,
+    bool,
+    &'a BTreeMap<String, String>,
+    Option<&'a str>,
+);
+
 #[test]
 fn decision_table() {
     let dry_run_ann: BTreeMap<String, String> =
@@ -57,8 +69,7 @@ fn decision_table() {
     };
     use Kind::*;
     use Op::*;
-    // (name, kind, op, old, new, dry_run, annotations, want: None = allowed, Some(substring))
-    let rows: Vec<(&str, Kind, Op, Option<Value>, Option<Value>, bool, &BTreeMap<_, _>, Option<&str>)> = vec![
+    let rows: Vec<Row<'_>> = vec![
         ("create valid", Template, Create, None, s(&valid), false, &none, None),
         ("create from label", Template, Create, None, s(&from_label), false, &none, None),
         ("create bad site", Template, Create, None, s(&bad_site), false, &none, Some("spec.template.spec.site.siteId: invalid value: site id \"Not_A_Label\"")),
