@@ -16,6 +16,7 @@ pub mod identity;
 pub mod labels;
 pub mod operator;
 pub mod secret;
+pub mod shell;
 pub mod token;
 
 pub use assignment::{Assignment, GitAuth, GitSource, RevisionPolicy};

@@ -72,10 +72,8 @@ pub(crate) fn parse_host_key(text: &str) -> Result<PublicKey, FetchError> {
         })
 }
 
-/// Quote a path for the remote shell: `'it'\''s'`.
-pub(crate) fn shell_quote(path: &str) -> String {
-    format!("'{}'", path.replace('\'', r"'\''"))
-}
+/// Quote a path for the remote shell: `'it'\''s'` (the shared rule in `siteboot_wire`).
+pub(crate) use siteboot_wire::shell::quote as shell_quote;
 
 /// Connect, verify the host key, authenticate, and start `git-upload-pack`.
 pub(crate) fn connect(

@@ -6,21 +6,9 @@
 
 use std::fmt;
 
-/// Wraps `value` in single quotes, writing an embedded `'` as `'\''`. The result is one
-/// shell word whose value is exactly `value` (NUL is rejected earlier by validation).
-pub fn shell_quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('\'');
-    for c in value.chars() {
-        if c == '\'' {
-            out.push_str("'\\''");
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('\'');
-    out
-}
+/// One single-quoted shell word whose value is exactly `value` (the shared rule in
+/// [`siteboot_wire::shell::quote`]).
+pub use siteboot_wire::shell::quote as shell_quote;
 
 /// A string rendered as one single-quoted shell word.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,21 +30,6 @@ impl fmt::Display for ShellWord {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shell_quote_table() {
-        let cases: &[(&str, &str)] = &[
-            ("", "''"),
-            ("plain", "'plain'"),
-            ("it's", r"'it'\''s'"),
-            ("$(rm -rf /); `id`", "'$(rm -rf /); `id`'"),
-            ("a\nb", "'a\nb'"),
-            ("''", r"''\'''\'''"),
-        ];
-        for (input, want) in cases {
-            assert_eq!(&shell_quote(input), want, "input {input:?}");
-        }
-    }
 
     /// The quoted word, evaluated by a real shell, is the input byte for byte.
     #[test]
