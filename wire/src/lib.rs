@@ -12,6 +12,7 @@ pub mod claim;
 pub mod crockford;
 pub mod error;
 pub mod facts;
+pub mod fleet;
 pub mod identity;
 pub mod labels;
 pub mod operator;
