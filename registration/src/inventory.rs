@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use siteboot_wire::assignment::{layer_paths, Assignment, GitAuth, GitSource, RevisionPolicy};
 use siteboot_wire::labels::Labels;
 
+pub mod classes;
 mod credentials;
 pub mod file;
 mod handle;
@@ -71,6 +72,10 @@ pub struct Site {
     pub auth_ref: Option<String>,
     /// Resolved revision policy (site pin/branch, else the ring's).
     pub revision: RevisionPolicy,
+    /// Site class whose labels matched (see [`classes`]), if any.
+    pub site_class: Option<String>,
+    /// Missed check-ins after which the site shows `offline` (site, class or fleet value).
+    pub offline_after_missed_checkins: u32,
 }
 
 /// Which sites an operator listing wants.

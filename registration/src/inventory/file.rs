@@ -17,9 +17,29 @@ pub struct InventoryFile {
     pub kind: Option<String>,
     /// The fleet Git source every site follows unless it overrides it.
     pub git: GitDefaultsFile,
+    /// Missed check-ins after which a site shows `offline` unless its class or the site
+    /// says otherwise (default 3).
+    #[serde(default)]
+    pub offline_after_missed_checkins: Option<u32>,
+    /// Site classes: thresholds for sites whose labels match (first match wins).
+    #[serde(default)]
+    pub site_classes: Vec<SiteClassFile>,
     /// The sites.
     #[serde(default)]
     pub sites: Vec<SiteFile>,
+}
+
+/// A site class: sites whose labels include every `match` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SiteClassFile {
+    /// Class name (DNS-1123 label), shown with the site.
+    pub name: String,
+    /// Labels a site must carry, e.g. `network-tier: satellite`.
+    #[serde(rename = "match")]
+    pub matches: BTreeMap<String, String>,
+    /// Missed check-ins after which sites of this class show `offline`.
+    pub offline_after_missed_checkins: u32,
 }
 
 /// Fleet-wide Git defaults.
@@ -101,4 +121,7 @@ pub struct SiteFile {
     /// Git overrides.
     #[serde(default)]
     pub git: Option<SiteGitFile>,
+    /// Missed check-ins after which this site shows `offline` (overrides its class).
+    #[serde(default)]
+    pub offline_after_missed_checkins: Option<u32>,
 }

@@ -181,3 +181,72 @@ fn credentials_parse_without_echoing_values() {
     check_auth_refs(&inv, &known, "f").unwrap();
     assert!(check_auth_refs(&inv, &BTreeSet::new(), "f").is_err());
 }
+
+#[test]
+fn offline_thresholds_by_site_class_and_site() {
+    let text = format!(
+        "offlineAfterMissedCheckins: 4\nsiteClasses:\n  - name: satellite\n    match:\n      network-tier: satellite\n    offlineAfterMissedCheckins: 30\n{BASE}{}{}{}",
+        site("store-1", "    networkTier: satellite\n"),
+        site("store-2", "    networkTier: fiber\n"),
+        site(
+            "store-3",
+            "    networkTier: satellite\n    offlineAfterMissedCheckins: 12\n"
+        ),
+    );
+    let inv = Inventory::parse(&text, "f.yaml").unwrap();
+    let got: Vec<_> = inv
+        .sites
+        .values()
+        .map(|s| {
+            (
+                s.id.as_str(),
+                s.site_class.as_deref(),
+                s.offline_after_missed_checkins,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("store-1", Some("satellite"), 30),
+            ("store-2", None, 4),
+            ("store-3", Some("satellite"), 12),
+        ]
+    );
+    let plain = Inventory::parse(&format!("{BASE}{}", site("store-1", "")), "f").unwrap();
+    assert_eq!(plain.sites["store-1"].offline_after_missed_checkins, 3);
+}
+
+#[test]
+fn bad_offline_thresholds_name_file_and_line() {
+    let cases: Vec<(String, usize, &str)> = vec![
+        (
+            format!("offlineAfterMissedCheckins: 0\n{BASE}"),
+            1,
+            "must be 1-",
+        ),
+        (
+            format!("siteClasses:\n  - name: sat\n    match: {{}}\n    offlineAfterMissedCheckins: 5\n{BASE}"),
+            2,
+            "at least one label",
+        ),
+        (
+            format!("siteClasses:\n  - name: sat\n    match:\n      network-tier: satellite\n    offlineAfterMissedCheckins: 5\n    colour: red\n{BASE}"),
+            6,
+            "unknown field",
+        ),
+        (
+            format!(
+                "{BASE}{}",
+                site("store-1", "    offlineAfterMissedCheckins: 0\n")
+            ),
+            13,
+            "sites[0] (store-1): offlineAfterMissedCheckins must be 1-",
+        ),
+    ];
+    for (text, line, reason) in cases {
+        let e = Inventory::parse(&text, "inv.yaml").unwrap_err();
+        assert_eq!(e.line, Some(line), "{e} in\n{text}");
+        assert!(e.reason.contains(reason), "{e}");
+    }
+}

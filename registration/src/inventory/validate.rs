@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use siteboot_wire::assignment::RevisionPolicy;
 use siteboot_wire::labels::{self, Labels};
 
+use super::classes::{check_threshold, SiteClasses};
 use super::file::{InventoryFile, SiteFile};
 use super::{GitDefaults, Inventory, InventoryError, Site};
 
@@ -43,6 +44,8 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Inventory, InventoryError>
             })?;
         rings.insert(ring.clone(), policy);
     }
+    let classes = SiteClasses::parse(raw.offline_after_missed_checkins, &raw.site_classes)
+        .map_err(|(needle, r)| err(lines.find(0, &needle), r))?;
     let git = GitDefaults {
         url: raw.git.url.clone(),
         auth_ref: raw.git.auth_ref.clone(),
@@ -110,6 +113,13 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Inventory, InventoryError>
                 ))
             }
         };
+        let site_threshold = s
+            .offline_after_missed_checkins
+            .map(|n| check_threshold(n, &what))
+            .transpose()
+            .map_err(|r| err(here("offlineAfterMissedCheckins:"), r))?;
+        let (class, threshold) = classes.resolve(&site_labels, site_threshold);
+        let site_class = class.map(str::to_string);
         let url = g.url.unwrap_or_else(|| git.url.clone());
         check_url(&url).map_err(|r| err(here("url:"), format!("{what}.git.url: {r}")))?;
         sites.insert(
@@ -123,6 +133,8 @@ pub(super) fn parse(text: &str, file: &str) -> Result<Inventory, InventoryError>
                 git_url: url,
                 auth_ref: g.auth_ref.or_else(|| git.auth_ref.clone()),
                 revision: policy,
+                site_class,
+                offline_after_missed_checkins: threshold,
             },
         );
     }
