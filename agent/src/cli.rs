@@ -104,6 +104,10 @@ struct Overrides {
     /// Device serial (instead of DMI).
     #[arg(long, global = true, env = "SITEBOOT_SERIAL")]
     serial: Option<String>,
+    /// Resolve every absolute path (config file included) under this directory, as in a
+    /// chroot (an extracted bootstrap tree or a mounted image).
+    #[arg(long, global = true, env = "SITEBOOT_ROOT")]
+    root: Option<PathBuf>,
 }
 
 impl Overrides {
@@ -135,6 +139,10 @@ impl Overrides {
             Some(p) => (p.clone(), true),
             None => (PathBuf::from(config::DEFAULT_CONFIG), false),
         };
+        let path = match &self.root {
+            Some(root) => crate::root::under_root(root, &path),
+            None => path,
+        };
         let shown = path.display().to_string();
         let file = match std::fs::read_to_string(&path) {
             Ok(text) => FileConfig::parse(&text, &shown)?,
@@ -148,7 +156,11 @@ impl Overrides {
                 })
             }
         };
-        Ok(file.overlay(self.as_file_config()))
+        let merged = file.overlay(self.as_file_config());
+        Ok(match &self.root {
+            Some(root) => crate::root::reroot(merged, root),
+            None => merged,
+        })
     }
 }
 

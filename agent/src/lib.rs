@@ -20,6 +20,7 @@ pub mod offline;
 pub mod reconcile;
 pub mod register;
 pub mod render;
+pub mod root;
 pub mod run;
 pub mod source;
 pub mod status;
