@@ -30,6 +30,7 @@ mod cache;
 mod config;
 pub mod decide;
 mod error;
+pub mod fleet;
 mod heartbeat;
 mod operator;
 mod register;

@@ -468,4 +468,14 @@ pub trait Store: Send + Sync + 'static {
     async fn record_event(&self, event: &Event) -> Result<(), StoreError>;
     /// Events with `seq > after`, oldest first, at most `limit`.
     async fn events(&self, after: i64, limit: usize) -> Result<Vec<Event>, StoreError>;
+    /// The latest `limit` events of one site, newest first (the site page's history).
+    async fn site_events(&self, site_id: &str, limit: usize) -> Result<Vec<Event>, StoreError>;
+    /// Sites with a registration underway at `now`: an unredeemed, unrevoked, unexpired
+    /// token, or such a claim with fewer than `claim_max_failures` failed attempts.
+    /// One read for the whole fleet.
+    async fn registration_underway(
+        &self,
+        now: DateTime<Utc>,
+        claim_max_failures: u32,
+    ) -> Result<std::collections::BTreeSet<String>, StoreError>;
 }

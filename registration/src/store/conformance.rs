@@ -19,6 +19,7 @@ use super::{BindCredential, BindOutcome, Binding, DeviceRecord, NewDevice, Store
 
 mod credentials;
 mod devices;
+mod fleet;
 
 /// A named check.
 pub type Check = fn(Arc<dyn Store>) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -27,6 +28,7 @@ pub type Check = fn(Arc<dyn Store>) -> std::pin::Pin<Box<dyn Future<Output = ()>
 pub fn checks() -> Vec<(&'static str, Check)> {
     let mut all = credentials::checks();
     all.extend(devices::checks());
+    all.extend(fleet::checks());
     all
 }
 

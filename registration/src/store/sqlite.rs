@@ -29,6 +29,7 @@ use super::{
 
 mod credentials;
 mod devices;
+mod fleet;
 mod pending;
 mod rows;
 mod schema;
@@ -377,5 +378,24 @@ impl Store for SqliteStore {
     async fn events(&self, after: i64, limit: usize) -> Result<Vec<Event>, StoreError> {
         self.read("list events", move |c| rows::events(c, after, limit))
             .await
+    }
+
+    async fn site_events(&self, site_id: &str, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let site = site_id.to_string();
+        self.read("list a site's events", move |c| {
+            fleet::site_events(c, &site, limit)
+        })
+        .await
+    }
+
+    async fn registration_underway(
+        &self,
+        now: DateTime<Utc>,
+        claim_max_failures: u32,
+    ) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        self.read("list sites with a registration underway", move |c| {
+            fleet::registration_underway(c, now, claim_max_failures)
+        })
+        .await
     }
 }
