@@ -32,6 +32,20 @@ pub fn with_retry_after(
     }
 }
 
+/// Wait before the next check-in after `failures` consecutive offline failures (the
+/// service unreachable, or 502/503/504): full jitter from 1 s up to the check-in
+/// `interval`, at least 500 ms, and never sooner than the service's `Retry-After`.
+pub fn checkin_retry_delay(
+    failures: u32,
+    interval: Duration,
+    retry_after: Option<Duration>,
+    unit: f64,
+) -> Duration {
+    let backoff = full_jitter_delay(failures, Duration::from_secs(1), interval, unit)
+        .max(Duration::from_millis(500));
+    with_retry_after(backoff, retry_after, Duration::from_secs(3600))
+}
+
 /// An interval spread over `[0.8, 1.2) * base` so that sites do not poll in lockstep.
 pub fn jittered(base: Duration, unit: f64) -> Duration {
     base.mul_f64(0.8 + 0.4 * unit.clamp(0.0, 1.0))
@@ -132,6 +146,28 @@ mod tests {
         ];
         for (jittered, ra, want) in cases {
             assert_eq!(with_retry_after(jittered, ra, S(3600)), want);
+        }
+    }
+
+    #[test]
+    fn checkin_retry_table() {
+        let ms = Duration::from_millis;
+        let cases = [
+            // failures, interval, retry_after, unit, want
+            (1, S(60), None, 0.5, S(1)),
+            (1, S(60), None, 0.0, ms(500)), // floor
+            (3, S(60), None, 0.5, S(4)),
+            (10, S(60), None, 0.5, S(30)),     // capped by the interval
+            (1, S(60), Some(S(5)), 0.5, S(5)), // Retry-After is a floor
+            (10, S(60), Some(S(5)), 0.5, S(30)),
+            (1, S(60), Some(S(100_000)), 0.5, S(3600)),
+        ];
+        for (failures, interval, ra, unit, want) in cases {
+            let got = checkin_retry_delay(failures, interval, ra, unit);
+            assert!(
+                got.abs_diff(want) < ms(1),
+                "failures {failures} unit {unit} ra {ra:?}: {got:?} != {want:?}"
+            );
         }
     }
 

@@ -4,8 +4,14 @@
 //! Every failure is classified once, here: unreachable (offline, retry quietly), an API
 //! error with its stable code (and `Retry-After` / `retryAfterSeconds`), or a protocol
 //! error (the service answered something we cannot read).
+//!
+//! [`ClientOptions`] can bind the client to a local source address and attach a
+//! [`CallObserver`] that sees every exchange (route, timing, status, `Retry-After`), never
+//! a body: load tests count 5xx answers and check that 429s were honoured through it.
 
-use std::time::Duration;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -88,33 +94,79 @@ pub enum RegisterAnswer {
     Pending(PendingRegistration),
 }
 
+/// One exchange with the service as the client saw it. Carries no body and no header
+/// value other than `Retry-After`, so it can never hold a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    /// Route template (`/v1/register`, `/v1/register/`, `/v1/checkin`, `/v1/certificate`).
+    pub route: &'static str,
+    /// When the request was handed to the HTTP client.
+    pub started: Instant,
+    /// When the answer's status line arrived (or the call failed).
+    pub finished: Instant,
+    /// HTTP status; `None` when no answer came (refused, reset, timeout).
+    pub status: Option<u16>,
+    /// The wait the service asked for (`Retry-After` or `retryAfterSeconds`).
+    pub retry_after: Option<Duration>,
+}
+
+/// Sees every exchange of a [`ServiceClient`] (counting hooks in load tests).
+pub trait CallObserver: Send + Sync + std::fmt::Debug {
+    /// Called once per exchange, after its status is known.
+    fn observe(&self, call: &CallRecord);
+}
+
+/// Optional knobs of [`ServiceClient::with_options`]; the default is what the agent uses.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Source address of outgoing connections (`None`: chosen by the routing table).
+    pub local_address: Option<IpAddr>,
+    /// Receives a [`CallRecord`] per exchange.
+    pub observer: Option<Arc<dyn CallObserver>>,
+}
+
 /// A client bound to one base URL and one TLS configuration.
 #[derive(Debug, Clone)]
 pub struct ServiceClient {
     base: String,
     http: reqwest::Client,
+    observer: Option<Arc<dyn CallObserver>>,
 }
 
 impl ServiceClient {
     /// Builds a client from a rustls configuration.
     pub fn new(base: &str, tls: rustls::ClientConfig) -> Result<ServiceClient, TlsError> {
+        Self::with_options(base, tls, ClientOptions::default())
+    }
+
+    /// Same, with a source address and/or an observer.
+    pub fn with_options(
+        base: &str,
+        tls: rustls::ClientConfig,
+        options: ClientOptions,
+    ) -> Result<ServiceClient, TlsError> {
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
             .user_agent(concat!("siteboot-agent/", env!("CARGO_PKG_VERSION")))
+            .local_address(options.local_address)
             .build()
             .map_err(|e| TlsError::Identity(format!("build HTTP client: {e}")))?;
         Ok(ServiceClient {
             base: base.trim_end_matches('/').to_string(),
             http,
+            observer: options.observer,
         })
     }
 
     /// `POST /v1/register`.
     pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterAnswer, CallError> {
         let resp = self
-            .send(self.http.post(self.url(PATH_REGISTER)).json(req))
+            .send(
+                PATH_REGISTER,
+                self.http.post(self.url(PATH_REGISTER)).json(req),
+            )
             .await?;
         match resp.status() {
             StatusCode::ACCEPTED => Ok(RegisterAnswer::Pending(read(resp).await?)),
@@ -131,6 +183,7 @@ impl ServiceClient {
         let url = format!("{}{}{}", self.base, PATH_REGISTER_PENDING, pending_id);
         let resp = self
             .send(
+                PATH_REGISTER_PENDING,
                 self.http
                     .get(url)
                     .header(HEADER_POLL_SECRET, secret.expose()),
@@ -151,10 +204,12 @@ impl ServiceClient {
 
     async fn post_json<B: Serialize, T: DeserializeOwned>(
         &self,
-        path: &str,
+        path: &'static str,
         body: &B,
     ) -> Result<T, CallError> {
-        let resp = self.send(self.http.post(self.url(path)).json(body)).await?;
+        let resp = self
+            .send(path, self.http.post(self.url(path)).json(body))
+            .await?;
         read(resp).await
     }
 
@@ -162,42 +217,81 @@ impl ServiceClient {
         format!("{}{}", self.base, path)
     }
 
-    /// Sends and turns non-2xx answers into [`CallError::Api`].
-    async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| CallError::Unreachable(error_chain(&e)))?;
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(resp);
-        }
-        let header_retry = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let bytes = resp.bytes().await.unwrap_or_default();
-        match serde_json::from_slice::<ApiError>(&bytes) {
-            Ok(error) => {
-                let retry_after =
-                    header_retry.or(error.retry_after_seconds.map(Duration::from_secs));
+    /// Sends, tells the observer, and turns non-2xx answers into [`CallError::Api`].
+    async fn send(
+        &self,
+        route: &'static str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, CallError> {
+        let started = Instant::now();
+        let sent = req.send().await;
+        let finished = Instant::now();
+        let result = match sent {
+            Ok(resp) => classify(resp).await,
+            Err(e) => Err(CallError::Unreachable(error_chain(&e))),
+        };
+        if let Some(observer) = &self.observer {
+            let (status, retry_after) = match &result {
+                Ok(resp) => (Some(resp.status().as_u16()), None),
                 Err(CallError::Api {
-                    status: status.as_u16(),
-                    error,
+                    status,
                     retry_after,
-                })
-            }
-            // Proxies and load balancers answer 502/503 pages: that is being offline.
-            Err(_) if matches!(status.as_u16(), 502..=504) => {
-                Err(CallError::Unreachable(format!("HTTP {status}")))
-            }
-            Err(e) => Err(CallError::Protocol {
-                status: status.as_u16(),
-                reason: e.to_string(),
-            }),
+                    ..
+                }) => (Some(*status), *retry_after),
+                Err(CallError::Protocol { status, .. }) => (Some(*status), None),
+                Err(CallError::Unreachable(_)) => (None, None),
+            };
+            // A 502-504 page without an API body is "unreachable" to the agent, but the
+            // observer still sees its status.
+            let status = status.or_else(|| match &result {
+                Err(CallError::Unreachable(m)) => m
+                    .strip_prefix("HTTP ")
+                    .and_then(|s| s.get(..3))
+                    .and_then(|s| s.parse().ok()),
+                _ => None,
+            });
+            observer.observe(&CallRecord {
+                route,
+                started,
+                finished,
+                status,
+                retry_after,
+            });
         }
+        result
+    }
+}
+
+/// A 2xx answer passes; anything else becomes a [`CallError`].
+async fn classify(resp: reqwest::Response) -> Result<reqwest::Response, CallError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let header_retry = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let bytes = resp.bytes().await.unwrap_or_default();
+    match serde_json::from_slice::<ApiError>(&bytes) {
+        Ok(error) => {
+            let retry_after = header_retry.or(error.retry_after_seconds.map(Duration::from_secs));
+            Err(CallError::Api {
+                status: status.as_u16(),
+                error,
+                retry_after,
+            })
+        }
+        // Proxies and load balancers answer 502/503 pages: that is being offline.
+        Err(_) if matches!(status.as_u16(), 502..=504) => {
+            Err(CallError::Unreachable(format!("HTTP {status}")))
+        }
+        Err(e) => Err(CallError::Protocol {
+            status: status.as_u16(),
+            reason: e.to_string(),
+        }),
     }
 }
 

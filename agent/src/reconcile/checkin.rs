@@ -8,7 +8,7 @@ use siteboot_wire::api::{CheckinRequest, RenewRequest};
 use tokio::time::Instant;
 
 use super::Agent;
-use crate::backoff::{full_jitter_delay, jittered, unit};
+use crate::backoff::{checkin_retry_delay, jittered, unit};
 use crate::client::{CallError, ServiceClient};
 use crate::identity::{csr_pem, generate_key, identity_pem, renewal_due, validity};
 use crate::offline::SERVICE;
@@ -89,17 +89,11 @@ impl Agent {
             }
             self.status.offline.failed(SERVICE, Utc::now());
             self.checkin_failures = self.checkin_failures.saturating_add(1);
-            let backoff = full_jitter_delay(
+            let wait = checkin_retry_delay(
                 self.checkin_failures,
-                Duration::from_secs(1),
                 self.checkin_every,
-                unit(),
-            )
-            .max(Duration::from_millis(500));
-            let wait = crate::backoff::with_retry_after(
-                backoff,
                 e.retry_after(),
-                Duration::from_secs(3600),
+                unit(),
             );
             self.next_checkin = Instant::now() + wait;
         } else {
