@@ -5,6 +5,7 @@
 
 pub mod emulator;
 pub mod git;
+pub mod journey;
 pub mod ports;
 pub mod process;
 pub mod secrets;
