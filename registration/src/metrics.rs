@@ -7,6 +7,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -31,6 +32,13 @@ pub struct CheckinLabels {
 pub struct LimitLabels {
     /// Which limiter refused (`register_ip`, `credential`, `poll`).
     pub limiter: String,
+}
+
+/// Labels of `siteboot_sites`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SiteStateLabels {
+    /// Site state (`never-seen`, `pending`, `offline`, `applying`, `ready`, `failed`).
+    pub state: String,
 }
 
 /// Labels of `siteboot_http_request_duration_seconds`.
@@ -61,6 +69,9 @@ pub struct Metrics {
     pub rate_limited: Family<LimitLabels, Counter>,
     /// Request durations.
     pub durations: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// Inventory sites by derived state, refreshed at scrape time
+    /// ([`Metrics::set_sites`]).
+    pub sites: Family<SiteStateLabels, Gauge>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -107,6 +118,12 @@ impl Metrics {
             "HTTP request durations by route and status class",
             durations.clone(),
         );
+        let sites = Family::<SiteStateLabels, Gauge>::default();
+        registry.register(
+            "sites",
+            "Inventory sites by state (computed when /metrics is scraped)",
+            sites.clone(),
+        );
         Self {
             registry,
             registrations,
@@ -114,6 +131,7 @@ impl Metrics {
             renewals,
             rate_limited,
             durations,
+            sites,
         }
     }
 
@@ -143,6 +161,19 @@ impl Metrics {
                 limiter: limiter.to_string(),
             })
             .inc();
+    }
+
+    /// Sets the sites-by-state gauge; every state is written (zeros included) so a
+    /// state that empties drops to 0 instead of keeping its last value.
+    pub fn set_sites(&self, counts: &siteboot_wire::fleet::StateCounts) {
+        for state in siteboot_wire::fleet::SiteState::ALL {
+            let n = counts.get(&state).copied().unwrap_or(0);
+            self.sites
+                .get_or_create(&SiteStateLabels {
+                    state: state.as_str().to_string(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// Renders the text exposition format.
@@ -176,5 +207,25 @@ mod tests {
         ));
         assert!(text.contains("siteboot_rate_limited_total{limiter=\"credential\"} 1"));
         assert!(text.contains("siteboot_http_request_duration_seconds_bucket"));
+    }
+
+    #[test]
+    fn sites_gauge_writes_every_state() {
+        use siteboot_wire::fleet::SiteState;
+        let m = Metrics::new();
+        m.set_sites(&[(SiteState::Ready, 2), (SiteState::Offline, 1)].into());
+        m.set_sites(&[(SiteState::Ready, 3)].into());
+        let text = m.encode();
+        for (state, n) in [
+            ("ready", 3),
+            ("offline", 0),
+            ("never-seen", 0),
+            ("pending", 0),
+            ("applying", 0),
+            ("failed", 0),
+        ] {
+            let line = format!("siteboot_sites{{state=\"{state}\"}} {n}\n");
+            assert!(text.contains(&line), "{line} in\n{text}");
+        }
     }
 }

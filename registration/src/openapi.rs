@@ -50,7 +50,101 @@ fn variant(tag: &str, value: &str, fields: &[(&str, Value, bool)]) -> Value {
     obj(&all)
 }
 
+fn site_state() -> Value {
+    json!({"type": "string", "enum": ["never-seen", "pending", "offline", "applying", "ready", "failed"]})
+}
+
+/// Sites per state: every state present, zeros included.
+fn state_counts() -> Value {
+    let props: Map<String, Value> = [
+        "never-seen",
+        "pending",
+        "offline",
+        "applying",
+        "ready",
+        "failed",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), int()))
+    .collect();
+    json!({"type": "object", "properties": props, "additionalProperties": false})
+}
+
+/// Schemas of the fleet status API (`/v1/operator/fleet*`).
+fn fleet_schemas() -> Map<String, Value> {
+    let by = json!({"type": "object", "additionalProperties": r("StateCounts")});
+    let entries = [
+        ("SiteState", site_state()),
+        ("StateCounts", state_counts()),
+        (
+            "FleetSite",
+            obj(&[
+                ("siteId", s(), true),
+                ("state", r("SiteState"), true),
+                ("ring", s(), false),
+                ("region", s(), false),
+                ("deviceId", s(), false),
+                ("lastSeen", dt(), false),
+                ("appliedRevision", s(), false),
+                ("attemptedRevision", s(), false),
+                ("lastError", s(), false),
+                ("offlineAfterMissed", int(), true),
+            ]),
+        ),
+        (
+            "FleetCounts",
+            obj(&[
+                ("total", r("StateCounts"), true),
+                ("byRing", by.clone(), true),
+                ("byRegion", by, true),
+            ]),
+        ),
+        (
+            "FleetResponse",
+            obj(&[
+                ("generatedAt", dt(), true),
+                ("counts", r("FleetCounts"), true),
+                ("sites", arr(r("FleetSite")), true),
+            ]),
+        ),
+        (
+            "HistoryEntry",
+            obj(&[
+                ("at", dt(), true),
+                (
+                    "kind",
+                    json!({"type": "string", "description": "registered, replaced, revoked, serial-conflict, pending-created, pending-rejected, state-changed, offline, claim-locked"}),
+                    true,
+                ),
+                ("deviceId", s(), false),
+                ("detail", s(), true),
+            ]),
+        ),
+        (
+            "SiteDetail",
+            obj(&[
+                ("site", r("FleetSite"), true),
+                ("labels", map_of_strings(), true),
+                ("devices", arr(r("DeviceInfo")), true),
+                ("history", arr(r("HistoryEntry")), true),
+            ]),
+        ),
+    ];
+    entries
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
 fn schemas() -> Value {
+    let mut all = core_schemas();
+    if let Value::Object(m) = &mut all {
+        m.extend(fleet_schemas());
+    }
+    all
+}
+
+fn core_schemas() -> Value {
     json!({
         "ApiError": obj(&[
             ("code", json!({"type": "string", "enum": [
@@ -254,8 +348,34 @@ fn plain(summary: &str, content_type: &str) -> Value {
     json!({"summary": summary, "security": [], "responses": {"200": {"description": "success", "content": {content_type: {"schema": s()}}}}})
 }
 
+/// Paths of the fleet status API.
+fn fleet_paths() -> Map<String, Value> {
+    let state =
+        json!({"name": "state", "in": "query", "required": false, "schema": r("SiteState")});
+    let mut m = Map::new();
+    m.insert(
+        siteboot_wire::fleet::PATH_FLEET.to_string(),
+        json!({"get": o("sites with their derived state, filtered, with counts per state, ring and region", "operator", None,
+            (200, Some(r("FleetResponse"))), &[401, 422], vec![query_param("region"), query_param("ring"), state])}),
+    );
+    m.insert(
+        format!("{}/{{site_id}}", siteboot_wire::fleet::PATH_FLEET_SITES),
+        json!({"get": o("one site with its devices and history (newest first)", "operator", None,
+            (200, Some(r("SiteDetail"))), &[401, 404], vec![path_param("site_id")])}),
+    );
+    m
+}
+
 /// The whole document.
 pub fn document() -> Value {
+    let mut doc = core_document();
+    if let Some(Value::Object(paths)) = doc.get_mut("paths") {
+        paths.extend(fleet_paths());
+    }
+    doc
+}
+
+fn core_document() -> Value {
     let operator_errs: &[u16] = &[401, 404, 422];
     json!({
         "openapi": "3.1.0",

@@ -25,6 +25,7 @@ use crate::tls::TlsError;
 mod body;
 mod device_api;
 mod error;
+mod fleet_api;
 mod health;
 mod operator_api;
 mod peer;

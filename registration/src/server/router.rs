@@ -13,7 +13,7 @@ use siteboot_wire::{ApiError, ErrorCode};
 
 use super::error::error_response;
 use super::state::AppState;
-use super::{device_api, health, operator_api};
+use super::{device_api, fleet_api, health, operator_api};
 
 /// Builds the application router.
 pub fn build(state: Arc<AppState>) -> Router {
@@ -56,6 +56,11 @@ pub fn build(state: Arc<AppState>) -> Router {
             "/v1/operator/inventory/reload",
             post(operator_api::reload_inventory),
         )
+        .route(siteboot_wire::fleet::PATH_FLEET, get(fleet_api::fleet))
+        .route(
+            &format!("{}/{{site_id}}", siteboot_wire::fleet::PATH_FLEET_SITES),
+            get(fleet_api::site),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_operator,
@@ -63,7 +68,7 @@ pub fn build(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+        .route("/metrics", get(fleet_api::metrics))
         .route("/openapi.json", get(health::openapi))
         .route("/v1/register", post(device_api::register))
         .route("/v1/register/{pending_id}", get(device_api::poll))
