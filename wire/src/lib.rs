@@ -14,6 +14,7 @@ pub mod error;
 pub mod facts;
 pub mod fleet;
 pub mod identity;
+pub mod iso9660;
 pub mod labels;
 pub mod operator;
 pub mod secret;
