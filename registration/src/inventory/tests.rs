@@ -27,6 +27,22 @@ fn sample_inventory_parses() {
         .sites
         .values()
         .any(|s| s.auth_ref.as_deref() == Some("pilot-deploy-key")));
+    let thresholds: Vec<_> = ["store-0359", "store-0163", "store-0128", "store-0107"]
+        .iter()
+        .map(|id| {
+            let s = &inv.sites[*id];
+            (s.site_class.as_deref(), s.offline_after_missed_checkins)
+        })
+        .collect();
+    assert_eq!(
+        thresholds,
+        [
+            (Some("satellite"), 30),
+            (Some("cellular"), 6),
+            (Some("cellular"), 12),
+            (None, 3)
+        ]
+    );
     let s = inv.site_expecting("SB0107A01X").unwrap();
     assert_eq!(s.id, "store-0107");
     assert_eq!(s.labels["site-id"], "store-0107");
