@@ -18,6 +18,7 @@ pub mod iso9660;
 pub mod labels;
 pub mod operator;
 pub mod secret;
+pub mod seed;
 pub mod shell;
 pub mod token;
 
