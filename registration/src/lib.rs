@@ -9,6 +9,7 @@
 pub mod ca;
 pub mod config;
 pub mod ctl;
+pub mod dashboard;
 pub mod datadir;
 pub mod metrics;
 pub mod openapi;

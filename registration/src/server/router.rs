@@ -76,6 +76,7 @@ pub fn build(state: Arc<AppState>) -> Router {
         .route("/v1/certificate", post(device_api::renew))
         .route("/v1/assignment", get(device_api::assignment))
         .merge(operator)
+        .merge(crate::dashboard::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), track))
