@@ -8,9 +8,11 @@
 mod args;
 mod client;
 mod output;
+mod seed;
 
 pub use args::{Cli, Command, Output};
 pub use client::{Client, CtlError};
+pub use seed::SeedArgs;
 
 /// Runs one command and returns the process exit code.
 pub async fn run(cli: Cli) -> u8 {
@@ -28,6 +30,10 @@ pub async fn run(cli: Cli) -> u8 {
 
 /// Runs one command and returns what it prints.
 pub async fn execute(cli: &Cli) -> Result<String, CtlError> {
+    if let Command::Seed(a) = &cli.command {
+        let value = seed::run(cli, a).await?;
+        return Ok(output::render(&cli.command, &value, cli.output));
+    }
     let client = Client::from_cli(cli)?;
     let value = args::dispatch(&client, &cli.command).await?;
     Ok(output::render(&cli.command, &value, cli.output))

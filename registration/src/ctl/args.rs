@@ -73,6 +73,8 @@ pub enum Command {
     /// The inventory file.
     #[command(subcommand)]
     Inventory(InventoryCmd),
+    /// Write a NoCloud seed ISO (cidata): bootstrap data, or a claim for a replacement box.
+    Seed(super::seed::SeedArgs),
 }
 
 /// `token ...`.
@@ -283,5 +285,7 @@ pub async fn dispatch(c: &Client, cmd: &Command) -> Result<Value, CtlError> {
                 .await
         }
         Command::Inventory(InventoryCmd::Reload) => c.post(PATH_INVENTORY_RELOAD, &json!({})).await,
+        // Needs no operator credential for bootstrap data: run by `execute` itself.
+        Command::Seed(_) => Err(CtlError::Usage("seed is run by ctl::execute".into())),
     }
 }
