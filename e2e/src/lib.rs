@@ -9,3 +9,4 @@ pub mod journey;
 pub mod ports;
 pub mod process;
 pub mod secrets;
+pub mod vm;
