@@ -95,7 +95,7 @@ pub fn write_image(
         recs
     };
     let mut primary = dir_entries(&primary_names);
-    primary.sort_by(|a, b| level1_key(&a.name).cmp(&level1_key(&b.name)));
+    primary.sort_by_key(|r| level1_key(&r.name));
     write_directory(&mut img, ROOT, primary_dir, &primary, &stamp);
     write_directory(
         &mut img,
