@@ -9,4 +9,5 @@ pub mod journey;
 pub mod ports;
 pub mod process;
 pub mod secrets;
+pub mod storm;
 pub mod vm;
