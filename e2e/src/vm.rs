@@ -11,6 +11,7 @@
 //!   `e2fsck`, `debugfs`), without mounting.
 //! - [`seed`]: NoCloud `cidata` seed ISOs.
 //! - [`serve`]: a loopback HTTP server for the agent download.
+//! - [`services`]: the registration service as the guest sees it, the host proxy.
 //! - [`proxy`]: an HTTP CONNECT proxy that lets host processes reach the guest-facing
 //!   addresses (`10.0.2.100:P`), so one URL serves the guest and the host alike.
 //!
@@ -23,6 +24,7 @@ pub mod proxy;
 pub mod qemu;
 pub mod seed;
 pub mod serve;
+pub mod services;
 
 use std::fs::{File, OpenOptions};
 use std::path::PathBuf;
