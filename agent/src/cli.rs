@@ -108,6 +108,15 @@ struct Overrides {
     /// chroot (an extracted bootstrap tree or a mounted image).
     #[arg(long, global = true, env = "SITEBOOT_ROOT")]
     root: Option<PathBuf>,
+    /// Seed medium (ISO image, block device) or directory holding siteboot-claim.yaml
+    /// (repeatable; default: /dev/disk/by-label/cidata, .../CIDATA, /run/siteboot/seed).
+    #[arg(
+        long = "seed",
+        global = true,
+        env = "SITEBOOT_SEED_PATHS",
+        value_delimiter = ','
+    )]
+    seed: Vec<PathBuf>,
 }
 
 impl Overrides {
@@ -130,6 +139,7 @@ impl Overrides {
             kubeconfig: self.kubeconfig.clone(),
             poll_interval_seconds: self.poll_interval_seconds,
             resync_interval_seconds: self.resync_interval_seconds,
+            seed_paths: (!self.seed.is_empty()).then(|| self.seed.clone()),
         }
     }
 

@@ -47,6 +47,9 @@ pub struct FileConfig {
     pub poll_interval_seconds: Option<u64>,
     /// Seconds between drift repairs of the applied revision (default 300).
     pub resync_interval_seconds: Option<u64>,
+    /// Seed media or directories to look for a claim file on before registering
+    /// (default [`crate::seed::DEFAULT_SEED_PATHS`]; `[]` turns seeds off).
+    pub seed_paths: Option<Vec<PathBuf>>,
 }
 
 /// `enrollment: { batch, secretFile }`.
@@ -98,6 +101,8 @@ pub struct Settings {
     pub poll_interval: Duration,
     /// Drift repair interval.
     pub resync_interval: Duration,
+    /// Where to look for a seed claim (empty: never).
+    pub seed_paths: Vec<PathBuf>,
 }
 
 /// A bad configuration value: one line naming the field.
@@ -161,6 +166,7 @@ impl FileConfig {
             resync_interval_seconds: over
                 .resync_interval_seconds
                 .or(self.resync_interval_seconds),
+            seed_paths: over.seed_paths.or(self.seed_paths),
         }
     }
 
@@ -240,6 +246,12 @@ pub fn resolve(cfg: FileConfig) -> Result<Settings, ConfigError> {
         kubeconfig: cfg.kubeconfig.clone(),
         poll_interval: seconds("pollIntervalSeconds", cfg.poll_interval_seconds, 60)?,
         resync_interval: seconds("resyncIntervalSeconds", cfg.resync_interval_seconds, 300)?,
+        seed_paths: cfg.seed_paths.clone().unwrap_or_else(|| {
+            crate::seed::DEFAULT_SEED_PATHS
+                .iter()
+                .map(PathBuf::from)
+                .collect()
+        }),
     })
 }
 

@@ -82,6 +82,9 @@ pub enum RegisterError {
         /// Assigned.
         got: String,
     },
+    /// The claim on a seed medium cannot be used and nothing else is configured.
+    #[error(transparent)]
+    Seed(#[from] siteboot_wire::seed::SeedError),
     /// Key or CSR failure.
     #[error(transparent)]
     Identity(#[from] IdentityError),
@@ -108,14 +111,23 @@ pub async fn ensure_registered(
             poll_until_decided(dir, client, &pending).await?
         }
         None => {
-            let credential = read_credential(settings)?;
+            // A claim on a seed medium comes first (see `seed`); else the configured one.
+            let (credential, seed_claim) = match crate::seed::claim_credential(dir, settings)? {
+                Some((credential, claim_id)) => (credential, Some(claim_id)),
+                None => (read_credential(settings)?, None),
+            };
             tracing::info!(credential = credential.kind(), serial = %facts.serial, "registering");
             let req = RegisterRequest {
                 credential,
                 csr: csr_pem(&key, &facts.serial)?,
                 facts: facts.clone(),
             };
-            match with_backoff("register", || client.register(&req)).await? {
+            let answer = with_backoff("register", || client.register(&req)).await;
+            if let (Err(RegisterError::Refused(_)), Some(claim_id)) = (&answer, &seed_claim) {
+                // Never present this seed again: a used or revoked claim must not loop.
+                crate::seed::remember_refused(dir, claim_id)?;
+            }
+            match answer? {
                 RegisterAnswer::Registered(r) => *r,
                 RegisterAnswer::Pending(p) => {
                     let pending = PendingState {

@@ -47,6 +47,14 @@ pub fn reroot(mut cfg: FileConfig, root: &Path) -> FileConfig {
     if let Some(e) = cfg.enrollment.as_mut() {
         map(&mut e.secret_file);
     }
+    // Seed paths (default ones included) move too: a rooted run never reads host media.
+    let seeds = cfg.seed_paths.take().unwrap_or_else(|| {
+        crate::seed::DEFAULT_SEED_PATHS
+            .iter()
+            .map(PathBuf::from)
+            .collect()
+    });
+    cfg.seed_paths = Some(seeds.iter().map(|p| under_root(root, p)).collect());
     // The default data directory is an absolute path too: it moves with the rest.
     cfg.data_dir = Some(under_root(root, &cfg.data_dir_or_default()));
     cfg
@@ -108,6 +116,11 @@ mod tests {
             claim_code_file: Some("claim.txt".into()),
             kubeconfig: Some("/r/etc/rancher/k3s/k3s.yaml".into()),
             data_dir: Some("/r/var/lib/siteboot".into()),
+            seed_paths: Some(vec![
+                "/r/dev/disk/by-label/cidata".into(),
+                "/r/dev/disk/by-label/CIDATA".into(),
+                "/r/run/siteboot/seed".into(),
+            ]),
             ..cfg
         };
         assert_eq!(got, want);
