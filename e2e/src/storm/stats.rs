@@ -17,45 +17,45 @@ pub fn percentile(samples: &[Duration], q: f64) -> Option<Duration> {
     Some(s[rank.saturating_sub(1).min(s.len() - 1)])
 }
 
-/// A 429 answered without a wait of at least `Retry-After` before the next request.
+/// One 429 and what the agent did next.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unhonoured {
+pub struct RetryWait {
     /// Route of the refused call.
     pub route: &'static str,
     /// What the service asked for (`None`: the 429 carried no `Retry-After` at all).
     pub asked: Option<Duration>,
-    /// How long the agent actually waited (`None`: it never called again).
+    /// From the 429's arrival to the agent's next request (`None`: it never called again).
     pub waited: Option<Duration>,
 }
 
-/// Checks one agent's calls (in any order): every 429 must carry a `Retry-After`, and the
-/// agent's next request must start no sooner than that long after the 429 arrived. A 429
-/// that was the agent's last call is fine (it gave up or the run ended).
-pub fn unhonoured_429s(calls: &[CallRecord]) -> Vec<Unhonoured> {
-    let mut sorted: Vec<&CallRecord> = calls.iter().collect();
-    sorted.sort_by_key(|c| c.started);
-    let mut out = Vec::new();
-    for (i, c) in sorted.iter().enumerate() {
-        if c.status != Some(429) {
-            continue;
-        }
-        let next = sorted.get(i + 1).map(|n| n.started);
-        let waited = next.map(|n| n.saturating_duration_since(c.finished));
-        match (c.retry_after, waited) {
-            (None, _) => out.push(Unhonoured {
-                route: c.route,
-                asked: None,
-                waited,
-            }),
-            (Some(ra), Some(w)) if w < ra => out.push(Unhonoured {
-                route: c.route,
-                asked: Some(ra),
-                waited: Some(w),
-            }),
-            _ => {}
+impl RetryWait {
+    /// The 429 carried a `Retry-After` and the agent did not call sooner.
+    pub fn honoured(&self) -> bool {
+        match (self.asked, self.waited) {
+            (None, _) => false,
+            (Some(asked), Some(waited)) => waited >= asked,
+            // The agent's last call: it gave up or the run ended.
+            (Some(_), None) => true,
         }
     }
-    out
+}
+
+/// Every 429 in one agent's calls (in any order) with the wait that followed it.
+pub fn retry_waits(calls: &[CallRecord]) -> Vec<RetryWait> {
+    let mut sorted: Vec<&CallRecord> = calls.iter().collect();
+    sorted.sort_by_key(|c| c.started);
+    sorted
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.status == Some(429))
+        .map(|(i, c)| RetryWait {
+            route: c.route,
+            asked: c.retry_after,
+            waited: sorted
+                .get(i + 1)
+                .map(|n| n.started.saturating_duration_since(c.finished)),
+        })
+        .collect()
 }
 
 /// Counts of one phase's calls.
@@ -200,7 +200,9 @@ mod tests {
             ),
         ];
         for (i, (calls, want)) in cases.iter().enumerate() {
-            assert_eq!(unhonoured_429s(calls).len(), *want, "case {i}");
+            let waits = retry_waits(calls);
+            let bad = waits.iter().filter(|w| !w.honoured()).count();
+            assert_eq!(bad, *want, "case {i}: {waits:?}");
         }
     }
 
