@@ -99,6 +99,7 @@ struct Inner {
     cfg: RegistryConfig,
     heartbeats: Coalescer,
     devices: cache::DeviceCache,
+    answers: cache::AnswerCache,
 }
 
 impl std::fmt::Debug for Registry {
@@ -129,6 +130,7 @@ impl Registry {
                 cfg,
                 heartbeats,
                 devices,
+                answers: cache::AnswerCache::default(),
             }),
         }
     }

@@ -6,9 +6,13 @@
 //! `flush_heartbeats` (a timer and shutdown). Anything else is written through at once.
 //! A crash therefore loses at most one interval of last-seen times and health counts,
 //! never a state change.
+//!
+//! The answer to a check-in (assignment and next delay) depends on the site, not on the
+//! report, so [`Registry::checkin_json`] serialises it once per site and inventory
+//! version and hands out the same bytes afterwards.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use siteboot_wire::api::{CheckinRequest, CheckinResponse};
@@ -142,6 +146,54 @@ impl Registry {
         req: &CheckinRequest,
         now: DateTime<Utc>,
     ) -> Result<CheckinResponse, RegistryError> {
+        self.record_checkin(site_id, device_id, req, now).await?;
+        Ok(CheckinResponse {
+            assignment: self.assignment(site_id).await?,
+            next_checkin_seconds: self.inner.cfg.checkin_interval_seconds,
+        })
+    }
+
+    /// [`Registry::checkin`], answering with the `CheckinResponse` already serialised as
+    /// JSON (the same bytes for every check-in of a site until the inventory is reloaded).
+    pub async fn checkin_json(
+        &self,
+        site_id: &str,
+        device_id: &str,
+        req: &CheckinRequest,
+        now: DateTime<Utc>,
+    ) -> Result<Arc<[u8]>, RegistryError> {
+        self.record_checkin(site_id, device_id, req, now).await?;
+        let inventory = self.inner.inventory.current();
+        if let Some(body) = self.inner.answers.get(&inventory, site_id) {
+            return Ok(body);
+        }
+        let site = inventory
+            .site(site_id)
+            .ok_or_else(|| RegistryError::NotFound {
+                what: "site",
+                id: site_id.to_string(),
+            })?;
+        let answer = CheckinResponse {
+            assignment: self.assignment_with_auth(site)?,
+            next_checkin_seconds: self.inner.cfg.checkin_interval_seconds,
+        };
+        let body: Arc<[u8]> = serde_json::to_vec(&answer)
+            .map_err(|e| RegistryError::Internal(format!("serialise a check-in answer: {e}")))?
+            .into();
+        self.inner
+            .answers
+            .put(&inventory, site_id, Arc::clone(&body));
+        Ok(body)
+    }
+
+    /// Authorizes a check-in and records it: written through, or held as a heartbeat.
+    async fn record_checkin(
+        &self,
+        site_id: &str,
+        device_id: &str,
+        req: &CheckinRequest,
+        now: DateTime<Utc>,
+    ) -> Result<(), RegistryError> {
         let device = self.authorized(site_id, device_id, now).await?;
         let state_changed = changed(&device, req);
         let write = state_changed || !req.offline_periods.is_empty();
@@ -186,10 +238,7 @@ impl Registry {
                 health: req.health,
             });
         }
-        Ok(CheckinResponse {
-            assignment: self.assignment(site_id).await?,
-            next_checkin_seconds: self.inner.cfg.checkin_interval_seconds,
-        })
+        Ok(())
     }
 
     /// Writes every heartbeat held in memory (call on a timer and at shutdown). On a
@@ -214,13 +263,14 @@ impl Registry {
         site_id: &str,
         device_id: &str,
         now: DateTime<Utc>,
-    ) -> Result<DeviceRecord, RegistryError> {
+    ) -> Result<Arc<DeviceRecord>, RegistryError> {
         let cached = self.inner.devices.get(device_id, now);
         let device = match cached {
             Some(d) => d,
             None => match self.inner.store.device(device_id).await? {
                 Some(d) => {
-                    self.inner.devices.put(d.clone(), now);
+                    let d = Arc::new(d);
+                    self.inner.devices.put(Arc::clone(&d), now);
                     d
                 }
                 None => {

@@ -9,15 +9,15 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use siteboot_wire::api::{
-    CheckinRequest, CheckinResponse, Credential, PollResponse, RegisterRequest, Registered,
-    RenewRequest, RenewResponse, HEADER_POLL_SECRET,
+    CheckinRequest, Credential, PollResponse, RegisterRequest, Registered, RenewRequest,
+    RenewResponse, HEADER_POLL_SECRET,
 };
 use siteboot_wire::operator::DeviceStatus;
 use siteboot_wire::{ApiError, Assignment, ClaimCode, ErrorCode, RegistrationToken, SecretString};
@@ -327,21 +327,29 @@ impl FromRequestParts<Arc<AppState>> for AuthedDevice {
 /// `POST /v1/checkin` (mTLS). [`Registry::checkin`](crate::registry::Registry::checkin)
 /// reads the device record itself and refuses revoked devices and foreign sites, so this
 /// route skips the extra gate read that [`AuthedDevice`] does.
+///
+/// The answer body is a [`CheckinResponse`](siteboot_wire::api::CheckinResponse) serialised by the registry (once per site and
+/// inventory version, see [`Registry::checkin_json`](crate::registry::Registry::checkin_json)).
 pub async fn checkin(
     State(state): State<Arc<AppState>>,
     device: CertIdentity,
     headers: HeaderMap,
     body: Body,
-) -> Result<axum::Json<CheckinResponse>, Failure> {
+) -> Result<Response, Failure> {
     let result = checkin_inner(&state, &device, &headers, body).await;
-    state.metrics.checkin(
-        match &result {
-            Ok(_) => "ok".to_string(),
-            Err(e) => code_name(e.code),
-        }
-        .as_str(),
-    );
-    result.map(axum::Json).map_err(Failure)
+    match &result {
+        Ok(_) => state.metrics.checkin("ok"),
+        Err(e) => state.metrics.checkin(&code_name(e.code)),
+    }
+    let answer = result.map_err(Failure)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        Bytes::from_owner(answer),
+    )
+        .into_response())
 }
 
 async fn checkin_inner(
@@ -349,7 +357,7 @@ async fn checkin_inner(
     device: &CertIdentity,
     headers: &HeaderMap,
     body: Body,
-) -> Result<CheckinResponse, ApiError> {
+) -> Result<Arc<[u8]>, ApiError> {
     let req: CheckinRequest = body::json(headers, body, state.max_body_bytes).await?;
     if req.error.as_ref().is_some_and(|e| e.len() > MAX_ERROR_TEXT) {
         return Err(ApiError::invalid(
@@ -365,7 +373,7 @@ async fn checkin_inner(
     let _permit = state.domain.acquire().await;
     state
         .registry
-        .checkin(&device.site_id, &device.device_id, &req, Utc::now())
+        .checkin_json(&device.site_id, &device.device_id, &req, Utc::now())
         .await
         .map_err(|e| match e {
             RegistryError::DeviceRevoked { .. } => revoked(&device.site_id, &device.device_id),
