@@ -2,15 +2,17 @@
 //! service CA file, authenticating with the operator credential file; defaults come from
 //! the embedded data directory so it works next to `cargo run` with no flags.
 //!
-//! Exit codes: 0 ok, 1 usage or local configuration, 2 the server said no (4xx),
-//! 3 unreachable or server error (5xx).
+//! Exit codes ([`args::EXIT_CODES_HELP`], shown by `--help`): 0 ok, 1 usage or local
+//! configuration, 2 the server said no (other 4xx), 3 unreachable or server error (5xx),
+//! 4 authentication refused, 5 not found.
 
 mod args;
 mod client;
+mod fleet;
 mod output;
 mod seed;
 
-pub use args::{Cli, Command, Output};
+pub use args::{Cli, Command, Output, EXIT_CODES_HELP};
 pub use client::{Client, CtlError};
 pub use seed::SeedArgs;
 

@@ -141,7 +141,7 @@ async fn sitebootctl_commands_and_exit_codes() {
         .unwrap();
     let out = ctl::execute(&cli(&h, &["sites", "list"])).await.unwrap();
     assert!(out.starts_with("SITE"), "{out}");
-    assert_eq!(out.lines().count(), 5, "{out}");
+    assert_eq!(out.lines().count(), 6, "header, 4 sites, counts: {out}");
     let out = ctl::execute(&cli(
         &h,
         &["sites", "list", "--ring", "canary", "-o", "json"],
@@ -149,7 +149,7 @@ async fn sitebootctl_commands_and_exit_codes() {
     .await
     .unwrap();
     let v: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v["sites"].as_array().unwrap().len(), 1, "{v}");
     let out = ctl::execute(&cli(
         &h,
         &[
@@ -198,11 +198,11 @@ async fn sitebootctl_commands_and_exit_codes() {
         .unwrap();
     assert!(out.contains("\"sites\": 4"), "{out}");
 
-    // Exit codes: server said no -> 2; unreachable -> 3; local config -> 1.
+    // Exit codes: not found -> 5; unreachable -> 3; local config -> 1.
     let e = ctl::execute(&cli(&h, &["sites", "show", "nope"]))
         .await
         .unwrap_err();
-    assert_eq!(e.exit_code(), 2, "{e}");
+    assert_eq!(e.exit_code(), 5, "{e}");
     let mut c = cli(&h, &["sites", "list"]);
     c.server = "https://127.0.0.1:1".into();
     let e = tokio::time::timeout(Duration::from_secs(60), ctl::execute(&c))

@@ -4,11 +4,22 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Value};
+use siteboot_wire::fleet::{SiteState, PATH_FLEET, PATH_FLEET_SITES};
 use siteboot_wire::operator;
 
 use super::client::{Client, CtlError};
 use crate::config::parse_duration;
 use crate::datadir::DEFAULT_DATA_DIR;
+
+/// Exit codes, as `--help` shows them (see [`super::CtlError::exit_code`]).
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  ok
+  1  usage or local configuration (bad flag, unreadable CA or credential file)
+  2  the service refused the request (invalid field, conflict, rate limited: see message)
+  3  service unreachable or failing (connection refused, TLS, 5xx): retry later
+  4  authentication refused (wrong operator credential file)
+  5  not found (no such site, device, token or pending registration)";
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -24,7 +35,8 @@ pub enum Output {
 #[command(
     name = "sitebootctl",
     version,
-    about = "operate a siteboot registration service"
+    about = "operate a siteboot registration service",
+    after_help = EXIT_CODES_HELP
 )]
 pub struct Cli {
     /// Service URL.
@@ -97,6 +109,14 @@ pub enum TokenCmd {
         /// Token id.
         id: String,
     },
+    /// Extend an unused token to now + TTL.
+    Extend {
+        /// Token id.
+        id: String,
+        /// New lifetime from now (e.g. 24h).
+        #[arg(long, value_parser = parse_duration)]
+        ttl: std::time::Duration,
+    },
     /// Revoke a token.
     Revoke {
         /// Token id.
@@ -121,7 +141,7 @@ pub enum ClaimCmd {
 /// `sites ...`.
 #[derive(Debug, Subcommand)]
 pub enum SitesCmd {
-    /// List sites.
+    /// List sites with their state, and counts per state.
     List {
         /// Only this region.
         #[arg(long)]
@@ -129,8 +149,11 @@ pub enum SitesCmd {
         /// Only this ring.
         #[arg(long)]
         ring: Option<String>,
+        /// Only this state: never-seen, pending, offline, applying, ready, failed.
+        #[arg(long, value_parser = parse_state)]
+        state: Option<SiteState>,
     },
-    /// One site.
+    /// One site: state, device, revisions, last error, devices and history.
     Show {
         /// Site id.
         id: String,
@@ -191,6 +214,13 @@ pub enum InventoryCmd {
     Reload,
 }
 
+fn parse_state(s: &str) -> Result<SiteState, String> {
+    SiteState::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = SiteState::ALL.iter().map(|s| s.as_str()).collect();
+        format!("unknown state {s:?}: use one of {}", all.join(", "))
+    })
+}
+
 fn seg(s: &str) -> String {
     // Ids are plain tokens; refuse anything that would change the path.
     s.chars()
@@ -236,6 +266,13 @@ pub async fn dispatch(c: &Client, cmd: &Command) -> Result<Value, CtlError> {
             c.post(PATH_TOKENS, &json!(req)).await
         }
         Command::Token(TokenCmd::Show { id }) => c.get(&format!("{PATH_TOKENS}/{}", seg(id))).await,
+        Command::Token(TokenCmd::Extend { id, ttl }) => {
+            let req = ExtendTokenRequest {
+                ttl_seconds: ttl.as_secs(),
+            };
+            c.post(&format!("{PATH_TOKENS}/{}/extend", seg(id)), &json!(req))
+                .await
+        }
         Command::Token(TokenCmd::Revoke { id }) => {
             c.post(&format!("{PATH_TOKENS}/{}/revoke", seg(id)), &json!({}))
                 .await
@@ -247,14 +284,21 @@ pub async fn dispatch(c: &Client, cmd: &Command) -> Result<Value, CtlError> {
             };
             c.post(PATH_CLAIMS, &json!(req)).await
         }
-        Command::Sites(SitesCmd::List { region, ring }) => {
+        Command::Sites(SitesCmd::List {
+            region,
+            ring,
+            state,
+        }) => {
+            let state = state.map(|s| s.as_str().to_string());
             c.get(&format!(
-                "{PATH_SITES}{}",
-                query(&[("region", region), ("ring", ring)])
+                "{PATH_FLEET}{}",
+                query(&[("region", region), ("ring", ring), ("state", &state)])
             ))
             .await
         }
-        Command::Sites(SitesCmd::Show { id }) => c.get(&format!("{PATH_SITES}/{}", seg(id))).await,
+        Command::Sites(SitesCmd::Show { id }) => {
+            c.get(&format!("{PATH_FLEET_SITES}/{}", seg(id))).await
+        }
         Command::Devices(DevicesCmd::List { site }) => {
             c.get(&format!("{PATH_DEVICES}{}", query(&[("site", site)])))
                 .await

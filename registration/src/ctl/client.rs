@@ -14,7 +14,7 @@ pub enum CtlError {
     /// Bad flags or local configuration (exit 1).
     #[error("{0}")]
     Usage(String),
-    /// The server refused (exit 2 for 4xx, 3 for 5xx).
+    /// The server refused (exit 2 for 4xx, 4 for 401/403, 5 for 404, 3 for 5xx).
     #[error("server answered {status}: {}{}", .error.message, .error.field.as_ref().map(|f| format!(" (field {f})")).unwrap_or_default())]
     Server {
         /// HTTP status.
@@ -28,10 +28,14 @@ pub enum CtlError {
 }
 
 impl CtlError {
-    /// The process exit code.
+    /// The process exit code (listed in `sitebootctl --help`).
     pub fn exit_code(&self) -> u8 {
         match self {
             CtlError::Usage(_) => 1,
+            CtlError::Server {
+                status: 401 | 403, ..
+            } => 4,
+            CtlError::Server { status: 404, .. } => 5,
             CtlError::Server { status, .. } if *status < 500 => 2,
             _ => 3,
         }

@@ -13,14 +13,6 @@ fn cell(v: &Value, key: &str) -> String {
     }
 }
 
-fn label(v: &Value, key: &str) -> String {
-    v.get("labels")
-        .and_then(|l| l.get(key))
-        .and_then(Value::as_str)
-        .unwrap_or("-")
-        .to_string()
-}
-
 /// The text as a terminal QR code (two modules per character cell), or nothing.
 pub fn qr(text: &str) -> String {
     use qrcode::render::unicode::Dense1x2;
@@ -109,20 +101,8 @@ pub fn render(cmd: &Command, value: &Value, output: Output) -> String {
             cell(value, "expiresAt"),
             qr(&cell(value, "code"))
         ),
-        Command::Sites(SitesCmd::List { .. }) => table(
-            &["SITE", "REGION", "RING", "DEVICE", "STATE", "APPLIED", "LAST SEEN"],
-            rows(value, |s| {
-                vec![
-                    cell(s, "siteId"),
-                    label(s, "region"),
-                    label(s, "ring"),
-                    cell(s, "deviceId"),
-                    cell(s, "agentState"),
-                    cell(s, "appliedRevision"),
-                    cell(s, "lastSeen"),
-                ]
-            }),
-        ),
+        Command::Sites(SitesCmd::List { .. }) => super::fleet::render_list(value),
+        Command::Sites(SitesCmd::Show { .. }) => super::fleet::render_show(value),
         Command::Devices(DevicesCmd::List { .. }) => table(
             &["DEVICE", "SITE", "STATUS", "SERIAL", "VIA", "REGISTERED", "LAST SEEN"],
             rows(value, |d| {
