@@ -278,7 +278,7 @@ async fn agent_registers_hydrates_converges_prunes_survives_bad_revisions_outage
         "the one-time token file is deleted after registration"
     );
     let site = eventually("service sees the applied revision", || async {
-        let s = reg.ctl(&["sites", "show", SITE]).await.ok()?;
+        let s = reg.ctl(&["sites", "show", SITE]).await.ok()?["site"].clone();
         (s["appliedRevision"] == head1.as_str()).then_some(s)
     })
     .await;
@@ -350,10 +350,10 @@ async fn agent_registers_hydrates_converges_prunes_survives_bad_revisions_outage
         "cluster stays on the last good revision"
     );
     eventually("service sees the failed attempt", || async {
-        let s = reg.ctl(&["sites", "show", SITE]).await.ok()?;
+        let s = reg.ctl(&["sites", "show", SITE]).await.ok()?["site"].clone();
         (s["attemptedRevision"] == head4.as_str()
             && s["appliedRevision"] == head3.as_str()
-            && s["agentState"] == "failed")
+            && s["state"] == "failed")
             .then_some(())
     })
     .await;
