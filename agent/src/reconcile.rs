@@ -76,6 +76,8 @@ pub struct Agent {
     pub(crate) next_poll: Instant,
     pub(crate) next_resync: Instant,
     pub(crate) next_checkin: Instant,
+    /// The parked message was logged.
+    pub(crate) parked_logged: bool,
 }
 
 /// Inputs to [`Agent::new`].
@@ -140,6 +142,7 @@ impl Agent {
             next_poll: start,
             next_resync: start,
             next_checkin: start,
+            parked_logged: false,
         })
     }
 
@@ -149,9 +152,24 @@ impl Agent {
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         loop {
             self.step().await?;
-            let wake = self.next_poll.min(self.next_resync).min(self.next_checkin);
+            let wake = if self.status.revoked {
+                // Parked: nothing is due ever again; only a signal ends the process (an
+                // exit would make systemd restart it into the same state every 10 s).
+                None
+            } else {
+                Some(self.next_poll.min(self.next_resync).min(self.next_checkin))
+            };
+            if wake.is_none() && !self.parked_logged {
+                self.parked_logged = true;
+                tracing::error!(
+                    site = %self.record.site_id,
+                    device = %self.record.device_id,
+                    "parked: the registration service refused this device's certificate (revoked: replaced by another box, or by an operator); no further changes are made to this cluster and nothing more is reported; to reuse the box, wipe {} and register it again with a claim code",
+                    self.dir.root().display()
+                );
+            }
             tokio::select! {
-                _ = tokio::time::sleep_until(wake) => {}
+                _ = async { match wake { Some(w) => tokio::time::sleep_until(w).await, None => std::future::pending().await } } => {}
                 _ = tokio::signal::ctrl_c() => break,
                 _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => break,
             }
@@ -163,17 +181,22 @@ impl Agent {
     /// One pass: whatever is due now.
     pub async fn step(&mut self) -> Result<(), StoreError> {
         let now = Instant::now();
-        if now >= self.next_poll {
+        // Check in first: a box that was replaced while it was off (or unplugged) learns
+        // that its certificate is refused before it touches the cluster again.
+        if !self.status.revoked && now >= self.next_checkin {
+            self.checkin().await?;
+        }
+        let plan = plan_step(self.status.revoked, now, self.next_poll, self.next_resync);
+        if plan.poll {
             self.poll().await?;
             self.next_poll = now + jittered(self.settings.poll_interval, unit());
         }
-        self.consider_new_revision().await?;
-        if now >= self.next_resync {
+        if plan.apply {
+            self.consider_new_revision().await?;
+        }
+        if plan.resync {
             self.resync().await?;
             self.next_resync = now + self.settings.resync_interval;
-        }
-        if now >= self.next_checkin {
-            self.checkin().await?;
         }
         self.save_status()
     }
@@ -278,6 +301,39 @@ impl Agent {
     }
 }
 
+/// What one pass of the loop does after the check-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepPlan {
+    /// Fetch from Git.
+    pub poll: bool,
+    /// Apply a fetched revision if it is new (and the window allows).
+    pub apply: bool,
+    /// Repair drift of the applied revision.
+    pub resync: bool,
+}
+
+/// Decides a pass: a revoked (replaced) device is parked and does nothing at all, so the
+/// site belongs to its replacement alone; otherwise whatever is due.
+pub fn plan_step(
+    revoked: bool,
+    now: Instant,
+    next_poll: Instant,
+    next_resync: Instant,
+) -> StepPlan {
+    if revoked {
+        return StepPlan {
+            poll: false,
+            apply: false,
+            resync: false,
+        };
+    }
+    StepPlan {
+        poll: now >= next_poll,
+        apply: true,
+        resync: now >= next_resync,
+    }
+}
+
 /// Digest of what decides the rendered output: revision, paths and labels.
 pub fn render_key(revision: &str, assignment: &Assignment) -> String {
     let mut h = Sha256::new();
@@ -287,4 +343,54 @@ pub fn render_key(revision: &str, assignment: &Assignment) -> String {
     h.update([0]);
     h.update(serde_json::to_vec(&assignment.labels).unwrap_or_default());
     hex::encode(&h.finalize()[..12])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_plans() {
+        let now = Instant::now();
+        let past = now - Duration::from_secs(1);
+        let later = now + Duration::from_secs(1);
+        let rows = [
+            ("both due", false, past, past, (true, true, true)),
+            ("exactly now is due", false, now, now, (true, true, true)),
+            (
+                "nothing due still considers a fetched revision",
+                false,
+                later,
+                later,
+                (false, true, false),
+            ),
+            ("poll only", false, past, later, (true, true, false)),
+            ("resync only", false, later, past, (false, true, true)),
+            (
+                "revoked: parked, nothing at all",
+                true,
+                past,
+                past,
+                (false, false, false),
+            ),
+            (
+                "revoked, nothing due",
+                true,
+                later,
+                later,
+                (false, false, false),
+            ),
+        ];
+        for (name, revoked, poll, resync, (p, a, r)) in rows {
+            assert_eq!(
+                plan_step(revoked, now, poll, resync),
+                StepPlan {
+                    poll: p,
+                    apply: a,
+                    resync: r
+                },
+                "{name}"
+            );
+        }
+    }
 }

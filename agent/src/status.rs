@@ -48,7 +48,8 @@ pub struct LocalStatus {
     /// Last drift repair of the applied revision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_resync: Option<DateTime<Utc>>,
-    /// Set when the service revoked this device: no new revisions are applied.
+    /// Set when the service revoked this device (replaced, or by an operator): the agent
+    /// is parked and makes no further changes to the cluster.
     #[serde(default)]
     pub revoked: bool,
     /// When this file was written.

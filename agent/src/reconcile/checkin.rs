@@ -76,7 +76,9 @@ impl Agent {
 
     fn on_service_error(&mut self, e: &CallError, action: &str) -> Result<(), StoreError> {
         if e.is_revoked() {
-            tracing::error!("the registration service revoked this device: no new revisions will be applied; the last applied revision stays enforced; register again with a claim code");
+            tracing::error!(
+                "the registration service revoked this device ({action} refused): parking"
+            );
             self.dir
                 .write_json(REVOKED, &serde_json::json!({"revokedAt": Utc::now()}))?;
             self.status.revoked = true;
