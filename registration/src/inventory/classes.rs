@@ -148,7 +148,8 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect()
         };
-        let rows: Vec<(&str, Labels, Option<u32>, (Option<&str>, u32))> = vec![
+        type Row<'a> = (&'a str, Labels, Option<u32>, (Option<&'a str>, u32));
+        let rows: Vec<Row> = vec![
             ("no class", l(&[("network-tier", "fiber")]), None, (None, 4)),
             (
                 "satellite",

@@ -162,7 +162,8 @@ mod tests {
         for (q, want) in ok {
             assert_eq!(parse_fleet_query(&pairs(q)).unwrap(), want, "{q:?}");
         }
-        let bad: Vec<(&[(&str, &str)], &str, &str)> = vec![
+        type Bad<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let bad: Vec<Bad> = vec![
             (&[("state", "Ready")], "state", "unknown state \"Ready\""),
             (&[("state", "up")], "state", "never-seen, pending, offline"),
             (&[("statte", "ready")], "statte", "unknown query parameter"),

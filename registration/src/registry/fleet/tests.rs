@@ -60,15 +60,16 @@ fn fleet_line_table() {
     };
     let ready = Some(AgentState::Ready);
     // (name, threshold, device, memory last seen, underway, state, last seen)
-    let rows: Vec<(
-        &str,
+    type Row<'a> = (
+        &'a str,
         u32,
         Option<DeviceRecord>,
         Option<i64>,
         bool,
         SiteState,
         Option<i64>,
-    )> = vec![
+    );
+    let rows: Vec<Row> = vec![
         (
             "never seen",
             3,
