@@ -10,7 +10,8 @@
 //! restart, and the load generator's. Exits 1 when an expectation of the scenario fails.
 //! Flags: `--agents N` (10000), `--newcomers N` (agents/10), `--nat-group N` (200),
 //! `--register-window S` (10), `--reconnect-window S` (10), `--deadline S` (900),
-//! `--log-level L` (warn). The servers are the binaries of this example's profile
+//! `--log-level L` (warn), `--no-hold` (boxes close their connection after checking in:
+//! shows how much of the hub's RSS is per-connection state). The servers are the binaries of this example's profile
 //! (`target/release/`), built first when stale.
 
 use std::process::ExitCode;
@@ -41,6 +42,7 @@ fn parse(args: &[String]) -> anyhow::Result<StormConfig> {
     for a in args.iter().filter(|a| a.starts_with("--")) {
         let known = [
             "--agents",
+            "--no-hold",
             "--newcomers",
             "--nat-group",
             "--register-window",
@@ -74,6 +76,7 @@ fn parse(args: &[String]) -> anyhow::Result<StormConfig> {
             *slot = Duration::from_secs(s);
         }
     }
+    cfg.hold_connections = !args.iter().any(|a| a == "--no-hold");
     if let Some(l) = value("--log-level")? {
         cfg.log_level = l.clone();
     }

@@ -61,6 +61,10 @@ pub struct StormConfig {
     pub deadline: Duration,
     /// `RUST_LOG` of the hub.
     pub log_level: String,
+    /// Boxes keep their kept-alive connection open after checking in, as a running agent
+    /// does between check-ins (`false`: closed at once; a diagnostic for the hub's
+    /// per-connection memory).
+    pub hold_connections: bool,
 }
 
 impl StormConfig {
@@ -74,6 +78,7 @@ impl StormConfig {
             reconnect_window: Duration::from_secs(10),
             deadline: Duration::from_secs(300),
             log_level: "info".into(),
+            hold_connections: true,
         }
     }
 }
@@ -145,6 +150,7 @@ async fn collect(
     mut set: JoinSet<(usize, Instant, Result<ServiceClient, String>)>,
     which: &[usize],
     deadline: Instant,
+    hold: bool,
 ) -> PhaseRun {
     let mut run = PhaseRun {
         done: Vec::new(),
@@ -155,7 +161,9 @@ async fn collect(
         match tokio::time::timeout_at(deadline.into(), set.join_next()).await {
             Ok(Some(Ok((i, at, Ok(client))))) => {
                 run.done.push((i, at));
-                run.clients.push(client);
+                if hold {
+                    run.clients.push(client);
+                }
             }
             Ok(Some(Ok((i, _, Err(e))))) => run.failed.push((i, e)),
             Ok(Some(Err(e))) => run.failed.push((usize::MAX, format!("task failed: {e}"))),
@@ -278,7 +286,7 @@ pub async fn run(run: &TestRun, cfg: &StormConfig) -> anyhow::Result<StormReport
     let which: Vec<usize> = (0..first_time).collect();
     let start1 = Instant::now();
     let set = launch(&agents, &which, start1, cfg.register_window);
-    let first = collect(set, &which, start1 + cfg.deadline).await;
+    let first = collect(set, &which, start1 + cfg.deadline, cfg.hold_connections).await;
     let end1 = Instant::now();
     let rss1 = hub.peak_rss_kib();
     for a in agents.iter().take(5) {
@@ -300,7 +308,7 @@ pub async fn run(run: &TestRun, cfg: &StormConfig) -> anyhow::Result<StormReport
             hub.wait_ready(run).await?;
             anyhow::Ok(start2.elapsed())
         },
-        collect(set, &which, start2 + cfg.deadline)
+        collect(set, &which, start2 + cfg.deadline, cfg.hold_connections)
     );
     let ready = ready?;
     let end2 = Instant::now();

@@ -96,11 +96,12 @@ impl Hub {
         Ok(())
     }
 
-    /// Waits until the current process listens; on the first start, loads the operator
+    /// Waits until the current process listens (its banner, printed at any log level,
+    /// says "is serving on"); on the first start, loads the operator
     /// credential and builds the operator client (registering the secrets with `run`).
     pub async fn wait_ready(&mut self, run: &TestRun) -> anyhow::Result<()> {
         let p = self.process.as_mut().context("hub not started")?;
-        p.wait_for_log_line_async("listening on", READY_TIMEOUT)
+        p.wait_for_log_line_async("is serving on", READY_TIMEOUT)
             .await?;
         if self.http.is_none() {
             let operator = read_trimmed(&self.data_dir.join("operator-token"))?;

@@ -148,8 +148,17 @@ impl fmt::Display for StormReport {
         let c = &self.config;
         writeln!(
             f,
-            "storm: {} boxes ({} first-time during the reconnect, {} per NAT address); windows: first boot {:?}, reconnect {:?}",
-            c.agents, c.newcomers, c.nat_group, c.register_window, c.reconnect_window
+            "storm: {} boxes ({} first-time during the reconnect, {} per NAT address); windows: first boot {:?}, reconnect {:?}; {}",
+            c.agents,
+            c.newcomers,
+            c.nat_group,
+            c.register_window,
+            c.reconnect_window,
+            if c.hold_connections {
+                "boxes keep their connection open"
+            } else {
+                "boxes close their connection after checking in"
+            }
         )?;
         for p in &self.phases {
             let secs = p.completion.as_secs_f64();
