@@ -2,10 +2,12 @@
 //! repository with its three layers, the real registration service as a restartable
 //! process with `sitebootctl` next to it, agents as processes, site clusters (emulators)
 //! and the checks that a site hydrated. [`bootdata`] reads rendered bootstrap data back
-//! into files; [`capi`] plays Cluster API core on the management emulator.
+//! into files; [`capi`] plays Cluster API core on the management emulator; [`factory`]
+//! images boxes with a factory enrollment.
 
 pub mod bootdata;
 pub mod capi;
+pub mod factory;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -18,33 +18,23 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{Context, Result};
 use base64::Engine as _;
 use clusterctl_support::{documents, envsubst};
 use serde_json::Value;
 use siteboot_e2e::journey::bootdata::{self, BootFile};
-use siteboot_e2e::journey::capi::{provider_alive, Management};
+use siteboot_e2e::journey::capi::{provider_alive, provider_spec, Management};
+use siteboot_e2e::journey::factory::sha256_file;
 use siteboot_e2e::journey::{
     agent_status, eventually, inventory_yaml, report_wall_time, spawn_agent, Fleet,
     RegistrationService, SiteCluster, SiteSpec,
 };
-use siteboot_e2e::process::{binaries, Process, Spec, TestRun};
+use siteboot_e2e::process::{binaries, Process, TestRun};
 
 const NS: &str = "fleet-eu";
 const AGENT_BINARY: &str = "/usr/local/bin/siteboot-agent";
 const AGENT_UNIT: &str = "/etc/systemd/system/siteboot-agent.service";
 const TOKEN_FILE: &str = "/etc/siteboot/registration-token";
-
-/// `sha256sum FILE`.
-fn sha256(path: &Path) -> Result<String> {
-    let out = std::process::Command::new("sha256sum").arg(path).output()?;
-    ensure!(out.status.success(), "sha256sum {}", path.display());
-    Ok(String::from_utf8(out.stdout)?
-        .split_whitespace()
-        .next()
-        .context("sha256sum output")?
-        .to_string())
-}
 
 /// `clusterctl generate cluster SITE --flavor edge` with these variables.
 fn generate(
@@ -92,6 +82,9 @@ struct BootedBox {
     root: std::path::PathBuf,
     cluster: SiteCluster,
     agent: Process,
+    /// The files of its bootstrap data, and the agent's command line (without `--root`).
+    files: Vec<BootFile>,
+    exec: Vec<String>,
 }
 
 /// Reads the Machine's bootstrap data as the infrastructure provider would, lays its files
@@ -148,6 +141,7 @@ async fn boot(
     std::fs::copy(cluster.emu.kubeconfig_path(), &dest)?;
 
     let mut args: Vec<String> = exec[1..].to_vec();
+    let exec_args = args.clone();
     args.extend(["--root".to_string(), root.display().to_string()]);
     let serial = format!("SN-{}", site.id.to_uppercase());
     let agent = spawn_agent(
@@ -161,6 +155,8 @@ async fn boot(
         root,
         cluster,
         agent,
+        files,
+        exec: exec_args,
     })
 }
 
@@ -194,7 +190,7 @@ async fn clusterctl_generated_sites_boot_from_their_bootstrap_data_and_hydrate()
     let reg = RegistrationService::new(&run, &inventory_yaml(&fleet.url, &sites))?;
     let _service = reg.start(&run).await?;
     let operator = reg.operator_token(&run)?;
-    let agent_sha = sha256(&binaries::binary("siteboot-agent")?)?;
+    let agent_sha = sha256_file(&binaries::binary("siteboot-agent")?)?;
 
     // The management cluster after `clusterctl init`, plus the per-namespace operator
     // credential the templates reference (config/clusterctl/README.md).
@@ -213,21 +209,7 @@ async fn clusterctl_generated_sites_boot_from_their_bootstrap_data_and_hydrate()
         generated.push(docs);
     }
 
-    let mut provider = run.spawn(
-        "provider",
-        &Spec::new(binaries::binary("siteboot-provider")?)
-            .arg("--watch-filter=")
-            .arg("--namespace")
-            .arg(NS)
-            .arg("--metrics-bind-address")
-            .arg("127.0.0.1:0")
-            .arg("--health-probe-bind-address")
-            .arg("127.0.0.1:0")
-            .arg("--token-check-interval-seconds")
-            .arg("2")
-            .env("KUBECONFIG", mgmt.emu.kubeconfig_path())
-            .env("RUST_LOG", "info,siteboot_provider=debug"),
-    )?;
+    let mut provider = run.spawn("provider", &provider_spec(mgmt.emu.kubeconfig_path(), NS)?)?;
 
     // CAPI core's controllers.
     for (site, docs) in sites.iter().zip(&generated) {
@@ -287,6 +269,32 @@ async fn clusterctl_generated_sites_boot_from_their_bootstrap_data_and_hydrate()
             b.site.id
         );
     }
+
+    // The same bootstrap data booted again (a re-imaged or cloned disk): the one-time
+    // token it carries was spent, so the service refuses it and the agent says so.
+    let first = &boxes[0];
+    let replay = run.subdir("box-replay");
+    bootdata::write_tree(&replay, &first.files)?;
+    let mut args = first.exec.clone();
+    args.extend(["--root".to_string(), replay.display().to_string()]);
+    let mut again = spawn_agent(
+        &run,
+        "agent-replay",
+        &args,
+        &[("SITEBOOT_SERIAL", "SN-REPLAY")],
+    )?;
+    let status = again.wait_exit_async(Duration::from_secs(120)).await?;
+    assert!(
+        !status.success(),
+        "a spent token does not register a second box"
+    );
+    assert!(
+        again
+            .log()
+            .contains("not valid (unknown, expired or already used)"),
+        "{}",
+        again.log()
+    );
 
     for mut b in boxes {
         b.agent.terminate_async(Duration::from_secs(20)).await?;

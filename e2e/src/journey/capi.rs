@@ -350,6 +350,29 @@ impl Management {
     }
 }
 
+/// The `siteboot-provider` command line as `config/manager/manager.yaml` runs it (empty
+/// watch filter, one namespace, probes on loopback), with a 2 s token check interval,
+/// against the cluster of `kubeconfig`.
+pub fn provider_spec(
+    kubeconfig: &std::path::Path,
+    namespace: &str,
+) -> Result<crate::process::Spec> {
+    Ok(
+        crate::process::Spec::new(binaries::binary("siteboot-provider")?)
+            .arg("--watch-filter=")
+            .arg("--namespace")
+            .arg(namespace)
+            .arg("--metrics-bind-address")
+            .arg("127.0.0.1:0")
+            .arg("--health-probe-bind-address")
+            .arg("127.0.0.1:0")
+            .arg("--token-check-interval-seconds")
+            .arg("2")
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info,siteboot_provider=debug"),
+    )
+}
+
 /// Fails with the provider's log tail when it died.
 pub fn provider_alive(provider: &mut crate::process::Process) -> Result<()> {
     if let Some(status) = provider.try_exit()? {
