@@ -50,6 +50,17 @@ fn site() -> SiteSpec {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capi_bootstrap_data_runs_under_real_cloud_init_and_the_site_hydrates() -> Result<()> {
     let run = TestRun::new("vm_cloud_init");
+    let result = scenario(&run).await;
+    if result.is_err() {
+        // An `Err` is not a panic: show the logs (serial consoles included) here.
+        run.dump_logs_to(&mut std::io::stderr());
+    }
+    result?;
+    run.finish();
+    Ok(())
+}
+
+async fn scenario(run: &TestRun) -> Result<()> {
     let _one_vm_at_a_time = tokio::task::spawn_blocking(vmh::exclusive).await??;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let relay = env!("CARGO_BIN_EXE_siteboot-vm-relay");
@@ -77,11 +88,11 @@ async fn capi_bootstrap_data_runs_under_real_cloud_init_and_the_site_hydrates() 
     );
 
     // Services on loopback, each reachable by the guest at 10.0.2.100:<guest port>.
-    let fleet = Fleet::serve(&run, &[site()])?;
+    let fleet = Fleet::serve(run, &[site()])?;
     let guest_git = guest_view(&fleet.url, vmh::GIT_PORT)?;
-    let reg = RegistrationService::new(&run, &inventory_yaml(&guest_git, &[site()]))?;
-    let _registration = services::start_registration(&run, &reg).await?;
-    let operator_token = reg.operator_token(&run)?;
+    let reg = RegistrationService::new(run, &inventory_yaml(&guest_git, &[site()]))?;
+    let _registration = services::start_registration(run, &reg).await?;
+    let operator_token = reg.operator_token(run)?;
     let ca_pem = std::fs::read_to_string(reg.ca_file())?;
     let site_cluster = SiteCluster::start().await?;
     let agent = image::stripped_agent()?;
@@ -215,7 +226,7 @@ async fn capi_bootstrap_data_runs_under_real_cloud_init_and_the_site_hydrates() 
     let spec = table
         .iter()
         .fold(spec, |s, t| s.forward(t.guest_port, t.host_port));
-    let mut vm = Vm::start(&run, &spec)?;
+    let mut vm = Vm::start(run, &spec)?;
     let booted = Instant::now();
     let deadline = booted + BOOT_DEADLINE;
     let device = loop {
@@ -287,6 +298,5 @@ async fn capi_bootstrap_data_runs_under_real_cloud_init_and_the_site_hydrates() 
 
     provider.terminate_async(Duration::from_secs(20)).await?;
     drop(vm);
-    run.finish();
     Ok(())
 }

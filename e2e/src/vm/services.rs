@@ -72,14 +72,13 @@ pub async fn host_proxy(services: &[Service]) -> Result<ConnectProxy> {
 }
 
 /// Environment for a host process that must reach the guest-facing URLs through
-/// `proxy` while talking to loopback (the emulator) directly.
+/// `proxy` while talking to loopback (the emulator) directly. `ALL_PROXY` is what
+/// reqwest reads and kube does not (kube would take `HTTPS_PROXY` for the cluster too
+/// and refuses it without its `http-proxy` feature).
 pub fn proxy_env(proxy: &ConnectProxy) -> Vec<(String, String)> {
-    let url = proxy.url();
     vec![
-        ("HTTPS_PROXY".into(), url.clone()),
-        ("https_proxy".into(), url),
+        ("ALL_PROXY".into(), proxy.url()),
         ("NO_PROXY".into(), "127.0.0.1,localhost".into()),
-        ("no_proxy".into(), "127.0.0.1,localhost".into()),
     ]
 }
 
