@@ -466,8 +466,23 @@ pub trait Store: Send + Sync + 'static {
     async fn write_heartbeats(&self, beats: &[HeartbeatWrite]) -> Result<(), StoreError>;
     /// Appends an event.
     async fn record_event(&self, event: &Event) -> Result<(), StoreError>;
-    /// Events with `seq > after`, oldest first, at most `limit`.
+    /// Events with `seq > after`, oldest first, at most `limit`. Also the change feed of
+    /// device records: every device status change is recorded as an event in the same
+    /// write, and events become visible in `seq` order.
     async fn events(&self, after: i64, limit: usize) -> Result<Vec<Event>, StoreError>;
+    /// The `seq` of the newest event (0 when there is none): where a reader of the change
+    /// feed starts. The default pages through [`Store::events`]; stores override it.
+    async fn latest_event_seq(&self) -> Result<i64, StoreError> {
+        const PAGE: usize = 1000;
+        let mut after = 0;
+        loop {
+            let page = self.events(after, PAGE).await?;
+            after = page.last().map_or(after, |e| e.seq);
+            if page.len() < PAGE {
+                return Ok(after);
+            }
+        }
+    }
     /// The latest `limit` events of one site, newest first (the site page's history).
     async fn site_events(&self, site_id: &str, limit: usize) -> Result<Vec<Event>, StoreError>;
     /// Sites with a registration underway at `now`: an unredeemed, unrevoked, unexpired

@@ -3,13 +3,22 @@
 //! answer per site ([`AnswerCache`]).
 //!
 //! Device records are shared (`Arc`): a hit costs a lookup and a reference count, not a
-//! deep copy of the record and its facts.
+//! deep copy of the record and its facts. Entries do not age out; they are dropped when
+//! the record changes:
+//! - exactly, within this process: every write this registry makes (bind, replacement,
+//!   revocation, check-in) updates or drops the entry in the same call, so a revoked
+//!   device is refused from its next request on;
+//! - for other replicas' writes (only possible with a shared store), through the store's
+//!   change feed: every device status change is recorded as an event in the same
+//!   transaction, and the check-in path reads the events after its cursor whenever the
+//!   last read is older than the sync period (`device_cache_ttl`), dropping the devices
+//!   they name. That period bounds how late another replica's revocation is seen, as the
+//!   entry lifetime did before, but a heartbeat of an agent that checks in every minute
+//!   no longer reads its record from the database each time.
 //!
-//! Exact within this process: every write this registry makes (bind, replacement,
-//! revocation, check-in) updates or drops the entry in the same call, so a revoked
-//! device is refused from its next request on. Another replica's writes (only possible
-//! with a shared store) become visible when an entry is older than the TTL, measured
-//! with the `now` callers pass in. A TTL of zero disables the cache.
+//! A record read from the store is kept only if no invalidation happened while it was
+//! being read (a generation counter), so a read racing with a revocation can never
+//! re-insert the record from before the revocation. A period of zero disables the cache.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -24,45 +33,116 @@ const MAX_ENTRIES: usize = 100_000;
 
 #[derive(Debug)]
 pub(super) struct DeviceCache {
-    ttl: TimeDelta,
-    entries: RwLock<HashMap<String, (Arc<DeviceRecord>, DateTime<Utc>)>>,
+    period: TimeDelta,
+    state: RwLock<State>,
+    /// One change-feed read at a time; concurrent callers wait for it and reuse it.
+    sync: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    entries: HashMap<String, Arc<DeviceRecord>>,
+    /// Bumped by every invalidation.
+    generation: u64,
+    /// Sequence number of the last store event applied (`None` before the first read).
+    cursor: Option<i64>,
+    /// The `now` of the last completed change-feed read.
+    synced_at: Option<DateTime<Utc>>,
 }
 
 impl DeviceCache {
-    pub(super) fn new(ttl: TimeDelta) -> Self {
+    pub(super) fn new(period: TimeDelta) -> Self {
         Self {
-            ttl,
-            entries: RwLock::new(HashMap::new()),
+            period,
+            state: RwLock::new(State::default()),
+            sync: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// A record fetched less than the TTL before `now`.
-    pub(super) fn get(&self, id: &str, now: DateTime<Utc>) -> Option<Arc<DeviceRecord>> {
-        if self.ttl <= TimeDelta::zero() {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        // Every update below is a single step on plain values; a poisoned lock holds no
+        // half-applied change.
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn enabled(&self) -> bool {
+        self.period > TimeDelta::zero()
+    }
+
+    /// Whether the change feed must be read before entries may be trusted at `now`.
+    pub(super) fn stale(&self, now: DateTime<Utc>) -> bool {
+        if !self.enabled() {
+            return false;
+        }
+        // A `now` before the last read (clock step back) counts as stale too.
+        self.read()
+            .synced_at
+            .is_none_or(|at| now < at || now - at >= self.period)
+    }
+
+    /// Held while reading the change feed.
+    pub(super) async fn sync_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.sync.lock().await
+    }
+
+    /// The last event applied (`None` before the first read).
+    pub(super) fn cursor(&self) -> Option<i64> {
+        self.read().cursor
+    }
+
+    /// Applies a change-feed read made at `now`: drops the devices named by events up to
+    /// `cursor`.
+    pub(super) fn apply(
+        &self,
+        changed: impl IntoIterator<Item = String>,
+        cursor: i64,
+        now: DateTime<Utc>,
+    ) {
+        let mut s = self.write();
+        s.generation += 1;
+        for id in changed {
+            s.entries.remove(&id);
+        }
+        s.cursor = Some(s.cursor.map_or(cursor, |c| c.max(cursor)));
+        s.synced_at = Some(s.synced_at.map_or(now, |at| at.max(now)));
+    }
+
+    /// A cached record.
+    pub(super) fn get(&self, id: &str) -> Option<Arc<DeviceRecord>> {
+        if !self.enabled() {
             return None;
         }
-        let m = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        let (d, fetched) = m.get(id)?;
-        // A `now` before the fetch (clock step back) counts as stale too.
-        (now >= *fetched && now - *fetched < self.ttl).then(|| Arc::clone(d))
+        self.read().entries.get(id).cloned()
     }
 
-    /// Stores a record read from (or just written to) the store at `now`.
-    pub(super) fn put(&self, d: Arc<DeviceRecord>, now: DateTime<Utc>) {
-        if self.ttl <= TimeDelta::zero() {
+    /// The invalidation generation; take it before reading a record from the store.
+    pub(super) fn generation(&self) -> u64 {
+        self.read().generation
+    }
+
+    /// Keeps a record read from the store, unless something was invalidated since
+    /// `generation` was taken (the read may predate that change).
+    pub(super) fn put(&self, d: Arc<DeviceRecord>, generation: u64) {
+        if !self.enabled() {
             return;
         }
-        let mut m = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        if m.len() >= MAX_ENTRIES {
-            m.clear();
+        let mut s = self.write();
+        if s.generation != generation {
+            return;
         }
-        m.insert(d.id.clone(), (d, now));
+        if s.entries.len() >= MAX_ENTRIES {
+            s.entries.clear();
+        }
+        s.entries.insert(d.id.clone(), d);
     }
 
-    /// Applies a change this process just wrote, keeping the fetch time.
+    /// Applies a change this process just wrote.
     pub(super) fn update(&self, id: &str, f: impl FnOnce(&mut DeviceRecord)) {
-        let mut m = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        if let Some((d, _)) = m.get_mut(id) {
+        if let Some(d) = self.write().entries.get_mut(id) {
             // Copies the record only if a caller still holds the previous version.
             f(Arc::make_mut(d));
         }
@@ -70,10 +150,9 @@ impl DeviceCache {
 
     /// Drops an entry (revoked or replaced devices).
     pub(super) fn remove(&self, id: &str) {
-        self.entries
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        let mut s = self.write();
+        s.generation += 1;
+        s.entries.remove(id);
     }
 }
 
@@ -152,25 +231,37 @@ mod tests {
     }
 
     #[test]
-    fn freshness_table() {
+    fn invalidation_table() {
         let c = DeviceCache::new(TimeDelta::seconds(5));
-        c.put(Arc::new(rec("d")), t(10));
-        for (now, hit) in [
-            (10, true),
-            (14, true),
-            (15, false),
-            (9, false),
-            (100, false),
-        ] {
-            assert_eq!(c.get("d", t(now)).is_some(), hit, "now={now}");
+        assert!(c.stale(t(0)), "never read the change feed");
+        c.apply([], 7, t(10));
+        assert_eq!(c.cursor(), Some(7));
+        for (now, stale) in [(10, false), (14, false), (15, true), (9, true), (100, true)] {
+            assert_eq!(c.stale(t(now)), stale, "now={now}");
         }
+        let g = c.generation();
+        c.put(Arc::new(rec("d")), g);
+        c.put(Arc::new(rec("e")), g);
+        // Entries do not age out.
+        assert!(c.get("d").is_some());
         c.update("d", |d| d.status = DeviceStatus::Revoked);
-        assert_eq!(c.get("d", t(11)).unwrap().status, DeviceStatus::Revoked);
-        c.remove("d");
-        assert!(c.get("d", t(11)).is_none());
+        assert_eq!(c.get("d").unwrap().status, DeviceStatus::Revoked);
+        // The change feed names "d": dropped, "e" stays.
+        c.apply(["d".to_string()], 9, t(20));
+        assert!(c.get("d").is_none());
+        assert!(c.get("e").is_some());
+        assert_eq!(c.cursor(), Some(9));
+        // A read that overlapped an invalidation is not kept.
+        let before = c.generation();
+        c.remove("e");
+        c.put(Arc::new(rec("d")), before);
+        assert!(c.get("d").is_none());
+        c.put(Arc::new(rec("d")), c.generation());
+        assert!(c.get("d").is_some());
         let off = DeviceCache::new(TimeDelta::zero());
-        off.put(Arc::new(rec("d")), t(10));
-        assert!(off.get("d", t(10)).is_none());
+        assert!(!off.stale(t(0)));
+        off.put(Arc::new(rec("d")), off.generation());
+        assert!(off.get("d").is_none());
     }
 
     #[test]

@@ -29,9 +29,10 @@ pub struct RegistryConfig {
     pub claim_max_failures: u32,
     /// Unchanged check-ins are written at most this often per device (5 min).
     pub heartbeat_interval: Duration,
-    /// How long the check-in path may trust a cached device record (5 s; zero
-    /// disables). Exact within one process; bounds how late another replica's
-    /// revocation is seen.
+    /// How often the check-in path reads the store's change feed (events) to drop
+    /// cached device records that another replica changed (5 s; zero disables the
+    /// cache). Exact within one process; bounds how late another replica's revocation
+    /// is seen. Cached records do not age out otherwise.
     pub device_cache_ttl: Duration,
     /// Check-in interval told to agents (60 s).
     pub checkin_interval_seconds: u64,

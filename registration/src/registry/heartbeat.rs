@@ -21,6 +21,9 @@ use super::decide::should_write;
 use super::{active, Registry, RegistryError};
 use crate::store::{CheckinWrite, DeviceRecord, HeartbeatWrite};
 
+/// Events read per page of the change feed.
+const SYNC_PAGE: usize = 500;
+
 /// In-memory coalescing state per device.
 #[derive(Debug)]
 pub struct Coalescer {
@@ -264,21 +267,25 @@ impl Registry {
         device_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Arc<DeviceRecord>, RegistryError> {
-        let cached = self.inner.devices.get(device_id, now);
+        self.sync_device_cache(now).await?;
+        let cached = self.inner.devices.get(device_id);
         let device = match cached {
             Some(d) => d,
-            None => match self.inner.store.device(device_id).await? {
-                Some(d) => {
-                    let d = Arc::new(d);
-                    self.inner.devices.put(Arc::clone(&d), now);
-                    d
+            None => {
+                let generation = self.inner.devices.generation();
+                match self.inner.store.device(device_id).await? {
+                    Some(d) => {
+                        let d = Arc::new(d);
+                        self.inner.devices.put(Arc::clone(&d), generation);
+                        d
+                    }
+                    None => {
+                        return Err(RegistryError::Forbidden(format!(
+                            "device {device_id} is not registered here"
+                        )))
+                    }
                 }
-                None => {
-                    return Err(RegistryError::Forbidden(format!(
-                        "device {device_id} is not registered here"
-                    )))
-                }
-            },
+            }
         };
         if !active(&device) {
             return Err(RegistryError::DeviceRevoked {
@@ -292,5 +299,36 @@ impl Registry {
             )));
         }
         Ok(device)
+    }
+
+    /// Reads the store's change feed when the device cache's last read is older than its
+    /// period, dropping the records other replicas changed (see `cache`). One read at a
+    /// time; concurrent check-ins wait for it instead of reading again.
+    async fn sync_device_cache(&self, now: DateTime<Utc>) -> Result<(), RegistryError> {
+        let cache = &self.inner.devices;
+        if !cache.stale(now) {
+            return Ok(());
+        }
+        let _one = cache.sync_lock().await;
+        if !cache.stale(now) {
+            return Ok(());
+        }
+        let mut changed = Vec::new();
+        let cursor = match cache.cursor() {
+            // Nothing is cached before the first read: start from the newest event.
+            None => self.inner.store.latest_event_seq().await?,
+            Some(mut after) => loop {
+                let page = self.inner.store.events(after, SYNC_PAGE).await?;
+                for e in &page {
+                    after = after.max(e.seq);
+                    changed.extend(e.device_id.clone());
+                }
+                if page.len() < SYNC_PAGE {
+                    break after;
+                }
+            },
+        };
+        cache.apply(changed, cursor, now);
+        Ok(())
     }
 }

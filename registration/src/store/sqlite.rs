@@ -380,6 +380,13 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn latest_event_seq(&self) -> Result<i64, StoreError> {
+        self.read("read the newest event", |c| {
+            Ok(c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+        })
+        .await
+    }
+
     async fn site_events(&self, site_id: &str, limit: usize) -> Result<Vec<Event>, StoreError> {
         let site = site_id.to_string();
         self.read("list a site's events", move |c| {
