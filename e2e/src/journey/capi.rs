@@ -122,14 +122,13 @@ impl Management {
         let name = obj["metadata"]["name"].as_str().context("metadata.name")?;
         let (ar, scope) = self.resource(api_version, kind).await?;
         let api = self.api(&ar, &scope, obj["metadata"]["namespace"].as_str());
-        Ok(api
-            .patch(
-                name,
-                &PatchParams::apply("kubectl").force(),
-                &Patch::Apply(obj),
-            )
-            .await
-            .with_context(|| format!("apply {kind} {name}"))?)
+        api.patch(
+            name,
+            &PatchParams::apply("kubectl").force(),
+            &Patch::Apply(obj),
+        )
+        .await
+        .with_context(|| format!("apply {kind} {name}"))
     }
 
     /// Gets an object.
