@@ -427,8 +427,12 @@ impl SitePage {
             fact(
                 "last-seen",
                 "Last seen",
-                &site.last_seen,
-                &site.last_seen_at,
+                &if site.last_seen_at.is_empty() {
+                    site.last_seen.clone()
+                } else {
+                    format!("{} ({})", site.last_seen, site.last_seen_at)
+                },
+                "",
             ),
             fact("applied", "Applied revision", &site.applied, ""),
             fact("attempted", "Attempted revision", &site.attempted, ""),
