@@ -290,14 +290,15 @@ mod tests {
         let fail = |d: &Decision| matches!(d, Decision::Fail(_));
         // (what, seed, refused, credential, configured site, expectation)
         type Expect = fn(&Decision) -> bool;
-        let cases: Vec<(
-            &str,
-            Option<&FoundSeed>,
-            &[String],
-            &str,
-            Option<&str>,
+        type Case<'a> = (
+            &'a str,
+            Option<&'a FoundSeed>,
+            &'a [String],
+            &'a str,
+            Option<&'a str>,
             Expect,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             ("no seed", None, &[], "none", None, skip),
             (
                 "seed, nothing configured",
