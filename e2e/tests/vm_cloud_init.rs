@@ -16,6 +16,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use serde_json::json;
@@ -188,15 +189,19 @@ async fn scenario(run: &TestRun) -> Result<()> {
     let (format, user_data) = mgmt.bootstrap_data(NS, MACHINE).await?;
     assert_eq!(format, "cloud-config");
     let files = bootdata::files(&format, &user_data)?;
-    let token = String::from_utf8(
-        bootdata::find(&files, "/etc/siteboot/registration-token")
-            .context("no token file in the bootstrap data")?
-            .content
-            .clone(),
-    )?
-    .trim()
-    .to_string();
+    let token_file = bootdata::find(&files, "/etc/siteboot/registration-token")
+        .context("no token file in the bootstrap data")?
+        .content
+        .clone();
+    let token = String::from_utf8(token_file.clone())?.trim().to_string();
     run.register_secret("registration token", &token);
+    // The forms the token takes on a disk: as is, and base64 as in the user-data.
+    let needles = [
+        token.clone().into_bytes(),
+        base64::engine::general_purpose::STANDARD
+            .encode(&token_file)
+            .into_bytes(),
+    ];
 
     // The NoCloud seed, from exactly the data Secret, as a tech or an infra provider would.
     let secret = Api::<Secret>::namespaced(mgmt.client.clone(), NS)
@@ -271,7 +276,7 @@ async fn scenario(run: &TestRun) -> Result<()> {
     );
     assert_eq!(
         disk.mode("/usr/local/bin/siteboot-agent")?,
-        Some(0o100755),
+        Some(0o755),
         "bootstrap.sh installed the verified agent"
     );
     assert!(disk.exists("/var/lib/siteboot/registered.json")?);
@@ -285,15 +290,22 @@ async fn scenario(run: &TestRun) -> Result<()> {
         "/tmp",
         "/run",
     ] {
-        leftovers.extend(disk.files_containing(dir, token.as_bytes(), run.dir())?);
+        for needle in &needles {
+            leftovers.extend(disk.files_containing(dir, needle, run.dir())?);
+        }
     }
     assert!(
         leftovers.is_empty(),
         "token copies left on the disk: {leftovers:?}"
     );
-    let cache = disk.files_containing("/var/lib/cloud", token.as_bytes(), run.dir())?;
+    // cloud-init keeps the user-data it ran (root-only, 0600) in its instance cache; the
+    // token in it is spent (redeemed above, single use). Shown, not hidden.
+    let mut cache = Vec::new();
+    for needle in &needles {
+        cache.extend(disk.files_containing("/var/lib/cloud", needle, run.dir())?);
+    }
     println!(
-        "vm_cloud_init: cloud-init's instance cache still holds the (spent) token in: {cache:?}"
+        "vm_cloud_init: cloud-init's instance cache still holds the spent token in: {cache:?}"
     );
 
     provider.terminate_async(Duration::from_secs(20)).await?;

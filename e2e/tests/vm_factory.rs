@@ -147,7 +147,7 @@ async fn scenario(run: &TestRun) -> Result<()> {
         host_keys.is_empty(),
         "SSH host keys in the image: {host_keys:?}"
     );
-    assert_eq!(img.mode("/usr/local/bin/siteboot-agent")?, Some(0o100755));
+    assert_eq!(img.mode("/usr/local/bin/siteboot-agent")?, Some(0o755));
 
     // Services, as the guest sees them.
     let fleet = Fleet::serve(run, &[site()])?;
@@ -197,7 +197,7 @@ async fn scenario(run: &TestRun) -> Result<()> {
     std::fs::remove_dir_all(&enrollment)?;
     assert_eq!(
         DiskView::raw(&batch_disk).mode("/etc/siteboot/enrollment.secret")?,
-        Some(0o100600)
+        Some(0o600)
     );
     let batch = Image {
         disk: batch_disk,

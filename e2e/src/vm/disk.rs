@@ -87,7 +87,7 @@ impl DiskView {
         bail!("debugfs stat {path}: {stderr}")
     }
 
-    /// The file's mode bits (e.g. `0o100600`), if it exists.
+    /// The file's permission bits as debugfs prints them (e.g. `0o600`), if it exists.
     pub fn mode(&self, path: &str) -> Result<Option<u32>> {
         if !self.exists(path)? {
             return Ok(None);
