@@ -3,6 +3,7 @@
 //! their logs. Used by every journey test in `e2e/tests/`.
 #![forbid(unsafe_code)]
 
+pub mod browser;
 pub mod emulator;
 pub mod git;
 pub mod journey;
