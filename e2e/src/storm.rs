@@ -346,6 +346,7 @@ pub async fn run(run: &TestRun, cfg: &StormConfig) -> anyhow::Result<StormReport
         ),
     ];
     let rss2 = hub.peak_rss_kib();
+    let settled = hub.rss_kib();
     let health = hub.health().await?;
     let store = check_store(&hub, &agents, cut).await?;
     drop(second.clients);
@@ -354,6 +355,7 @@ pub async fn run(run: &TestRun, cfg: &StormConfig) -> anyhow::Result<StormReport
         config: cfg.clone(),
         phases: vec![p1, p2],
         hub_rss_kib: (rss1, rss2),
+        hub_rss_settled_kib: settled,
         generator_rss_kib: vm_hwm_kib("/proc/self/status"),
         health,
         active_devices: store.0,

@@ -131,6 +131,13 @@ impl Hub {
             .and_then(|p| vm_hwm_kib(&format!("/proc/{}/status", p.pid())))
     }
 
+    /// Current resident set of the running process (`VmRSS`), KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let p = self.process.as_ref()?;
+        let text = std::fs::read_to_string(format!("/proc/{}/status", p.pid())).ok()?;
+        parse_kib(&text, "VmRSS:")
+    }
+
     /// The power cut: SIGKILL, no flush, no drain.
     pub fn kill9(&mut self) -> anyhow::Result<()> {
         if let Some(p) = self.process.as_mut() {
@@ -216,8 +223,13 @@ pub fn vm_hwm_kib(status_file: &str) -> Option<u64> {
 
 /// The `VmHWM:` line of a status text, KiB.
 pub fn parse_vm_hwm(text: &str) -> Option<u64> {
+    parse_kib(text, "VmHWM:")
+}
+
+/// The value of a `Key:   123 kB` line of a status text, KiB.
+fn parse_kib(text: &str, key: &str) -> Option<u64> {
     text.lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 

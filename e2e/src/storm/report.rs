@@ -45,6 +45,8 @@ pub struct StormReport {
     pub phases: Vec<PhaseReport>,
     /// Hub `VmHWM` before the cut and at the end of the restarted run, KiB.
     pub hub_rss_kib: (Option<u64>, Option<u64>),
+    /// Hub `VmRSS` once every box has checked in (connections still open), KiB.
+    pub hub_rss_settled_kib: Option<u64>,
     /// Load generator `VmHWM`, KiB.
     pub generator_rss_kib: Option<u64>,
     /// `/healthz`, `/readyz` after the storm.
@@ -209,9 +211,10 @@ impl fmt::Display for StormReport {
         }
         writeln!(
             f,
-            "hub peak RSS: {} before the cut, {} after the restart; load generator peak RSS {}",
+            "hub peak RSS: {} before the cut, {} after the restart ({} once settled); load generator peak RSS {}",
             mib(self.hub_rss_kib.0),
             mib(self.hub_rss_kib.1),
+            mib(self.hub_rss_settled_kib),
             mib(self.generator_rss_kib)
         )?;
         write!(
