@@ -27,6 +27,7 @@ use super::{
     NewPending, PendingRecord, Store, StoreError, TokenRecord,
 };
 
+mod cached;
 mod credentials;
 mod devices;
 mod fleet;
@@ -207,6 +208,7 @@ fn connect(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
     let setup = || -> Result<Connection, Fail> {
         let c = Connection::open_with_flags(path, flags)?;
         c.busy_timeout(BUSY_TIMEOUT)?;
+        c.set_prepared_statement_cache_capacity(cached::CAPACITY);
         if !read_only {
             let mode: String = c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
             if !mode.eq_ignore_ascii_case("wal") {

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::cached::Cached;
 use super::rows::{self, claim_row, ms, token_row, CLAIM_COLS, TOKEN_COLS};
 use super::Fail;
 use crate::store::{ClaimRecord, TokenRecord};
@@ -13,13 +14,13 @@ pub(super) fn insert_token(c: &Connection, t: &TokenRecord) -> Result<(), Fail> 
     let machine_key = t.machine.as_ref().map(rows::machine_key);
     if let Some(key) = &machine_key {
         // One live token per Machine: a re-mint supersedes the unused ones.
-        c.execute(
+        c.exec(
             "UPDATE tokens SET revoked_at = ?1 WHERE machine_key = ?2 AND redeemed_at IS NULL AND revoked_at IS NULL",
             params![ms(t.created_at), key],
         )?;
     }
     let machine_json = t.machine.as_ref().map(rows::to_json).transpose()?;
-    c.execute(
+    c.exec(
         "INSERT INTO tokens (id, secret_hash, site_id, machine_json, machine_key, created_at, expires_at, redeemed_at, revoked_at, device_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
@@ -39,7 +40,7 @@ pub(super) fn insert_token(c: &Connection, t: &TokenRecord) -> Result<(), Fail> 
 }
 
 pub(super) fn token(c: &Connection, id: &str) -> Result<Option<TokenRecord>, Fail> {
-    Ok(c.query_row(
+    Ok(c.row(
         &format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1"),
         [id],
         token_row,
@@ -53,13 +54,13 @@ pub(super) fn extend_token(
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Option<TokenRecord>, Fail> {
-    let n = c.execute(
+    let n = c.exec(
         "UPDATE tokens SET expires_at = ?1
          WHERE id = ?2 AND redeemed_at IS NULL AND revoked_at IS NULL AND expires_at > ?3",
         params![ms(expires_at), id, ms(now)],
     )?;
     let out = if n == 1 {
-        c.query_row(
+        c.row(
             &format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1"),
             [id],
             token_row,
@@ -76,7 +77,7 @@ pub(super) fn revoke_token(
     id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<TokenRecord>, Fail> {
-    c.execute(
+    c.exec(
         "UPDATE tokens SET revoked_at = ?1 WHERE id = ?2 AND redeemed_at IS NULL AND revoked_at IS NULL",
         params![ms(now), id],
     )?;
@@ -91,7 +92,7 @@ pub(super) fn revoke_token(
 }
 
 pub(super) fn insert_claim(c: &Connection, cl: &ClaimRecord) -> Result<(), Fail> {
-    c.execute(
+    c.exec(
         "INSERT INTO claims (id, secret_hash, site_id, created_at, expires_at, redeemed_at, revoked_at, device_id, failed_attempts)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
@@ -110,7 +111,7 @@ pub(super) fn insert_claim(c: &Connection, cl: &ClaimRecord) -> Result<(), Fail>
 }
 
 pub(super) fn claim(c: &Connection, id: &str) -> Result<Option<ClaimRecord>, Fail> {
-    Ok(c.query_row(
+    Ok(c.row(
         &format!("SELECT {CLAIM_COLS} FROM claims WHERE id = ?1"),
         [id],
         claim_row,
@@ -123,7 +124,7 @@ pub(super) fn record_claim_failure(
     id: &str,
     _now: DateTime<Utc>,
 ) -> Result<u32, Fail> {
-    c.execute(
+    c.exec(
         "UPDATE claims SET failed_attempts = failed_attempts + 1 WHERE id = ?1 AND redeemed_at IS NULL",
         [id],
     )?;

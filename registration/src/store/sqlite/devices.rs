@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::cached::Cached;
 use super::rows::{self, device_by_id, device_row, event, ms, state_str, DEVICE_COLS};
 use super::Fail;
 use crate::store::{
@@ -19,11 +20,11 @@ const EVENT_ERROR_CHARS: usize = 512;
 pub(super) fn bind(c: &Connection, b: &Binding) -> Result<BindOutcome, Fail> {
     // The writer runs this inside its transaction; the inner savepoint lets a serial
     // conflict undo the consumption while still recording the conflict event.
-    c.execute_batch("SAVEPOINT bind")?;
+    c.exec("SAVEPOINT bind", [])?;
     let now = ms(b.now);
     let d = &b.device;
     let consumed = match &b.credential {
-        BindCredential::Token { id, secret_hash } => c.execute(
+        BindCredential::Token { id, secret_hash } => c.exec(
             "UPDATE tokens SET redeemed_at = ?1, device_id = ?2
              WHERE id = ?3 AND secret_hash = ?4 AND site_id = ?5
                AND redeemed_at IS NULL AND revoked_at IS NULL AND expires_at > ?1",
@@ -33,7 +34,7 @@ pub(super) fn bind(c: &Connection, b: &Binding) -> Result<BindOutcome, Fail> {
             id,
             secret_hash,
             max_failures,
-        } => c.execute(
+        } => c.exec(
             "UPDATE claims SET redeemed_at = ?1, device_id = ?2
              WHERE id = ?3 AND secret_hash = ?4 AND site_id = ?5
                AND redeemed_at IS NULL AND revoked_at IS NULL AND expires_at > ?1
@@ -41,14 +42,14 @@ pub(super) fn bind(c: &Connection, b: &Binding) -> Result<BindOutcome, Fail> {
             params![now, d.id, id, secret_hash, d.site_id, max_failures],
         )?,
         BindCredential::Enrollment { .. } => 1,
-        BindCredential::Approval { pending_id } => c.execute(
+        BindCredential::Approval { pending_id } => c.exec(
             "UPDATE pending SET status = 'approved', device_id = ?2, site_id = ?3, updated_at = ?1
              WHERE id = ?4 AND status = 'pending'",
             params![now, d.id, d.site_id, pending_id],
         )?,
     };
     if consumed != 1 {
-        c.execute_batch("RELEASE bind")?; // nothing was written
+        c.exec("RELEASE bind", [])?; // nothing was written
         return Ok(BindOutcome::CredentialRejected);
     }
     let via = b.credential.via();
@@ -58,7 +59,8 @@ pub(super) fn bind(c: &Connection, b: &Binding) -> Result<BindOutcome, Fail> {
             && !matches!(b.credential, BindCredential::Enrollment { .. });
         if !replaces_itself {
             // Undo the consumption: the credential stays usable.
-            c.execute_batch("ROLLBACK TO bind; RELEASE bind")?;
+            c.exec("ROLLBACK TO bind", [])?;
+            c.exec("RELEASE bind", [])?;
             rows::insert_event(
                 c,
                 &event(
@@ -87,7 +89,7 @@ pub(super) fn bind(c: &Connection, b: &Binding) -> Result<BindOutcome, Fail> {
         )
         .optional()?;
     if let Some(prev) = &previous {
-        c.execute(
+        c.exec(
             "UPDATE devices SET status = 'revoked', revoked_at = ?1, revoke_reason = ?2 WHERE id = ?3",
             params![now, format!("replaced by {}", d.id), prev],
         )?;
@@ -106,7 +108,7 @@ pub(super) fn bind(c: &Connection, b: &Binding) -> Result<BindOutcome, Fail> {
             ),
         )?;
     }
-    c.execute(
+    c.exec(
         "INSERT INTO devices (id, site_id, serial, status, facts_json, registered_via, registered_at, machine_json)
              VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7)",
         params![
@@ -120,7 +122,7 @@ pub(super) fn bind(c: &Connection, b: &Binding) -> Result<BindOutcome, Fail> {
         ],
     )?;
     // The serial registered: an open enrollment request for it is settled.
-    c.execute(
+    c.exec(
         "UPDATE pending SET status = 'superseded', updated_at = ?1 WHERE serial = ?2 AND status = 'pending'",
         params![now, serial],
     )?;
@@ -137,7 +139,7 @@ pub(super) fn bind(c: &Connection, b: &Binding) -> Result<BindOutcome, Fail> {
     )?;
     let device = device_by_id(c, &d.id)?
         .ok_or_else(|| Fail::Data("device vanished inside its own transaction".into()))?;
-    c.execute_batch("RELEASE bind")?;
+    c.exec("RELEASE bind", [])?;
     Ok(BindOutcome::Bound {
         device,
         replaced: previous,
@@ -145,7 +147,7 @@ pub(super) fn bind(c: &Connection, b: &Binding) -> Result<BindOutcome, Fail> {
 }
 
 fn active_by_serial_in(c: &Connection, serial: &str) -> Result<Option<DeviceRecord>, Fail> {
-    Ok(c.query_row(
+    Ok(c.row(
         &format!("SELECT {DEVICE_COLS} FROM devices WHERE serial = ?1 AND status = 'active'"),
         [serial],
         device_row,
@@ -175,7 +177,7 @@ pub(super) fn revoke(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<DeviceRecord>, Fail> {
-    let n = c.execute(
+    let n = c.exec(
         "UPDATE devices SET status = 'revoked', revoked_at = ?1, revoke_reason = ?2 WHERE id = ?3 AND status = 'active'",
         params![ms(now), reason, id],
     )?;
@@ -197,7 +199,7 @@ pub(super) fn revoke(
 }
 
 pub(super) fn write_checkin(c: &Connection, w: &CheckinWrite) -> Result<bool, Fail> {
-    let n = c.execute(
+    let n = c.exec(
         "UPDATE devices SET last_seen = MAX(COALESCE(last_seen, 0), ?1), applied_revision = ?2,
              attempted_revision = ?3, agent_state = ?4, last_error = ?5, health_json = ?6
          WHERE id = ?7 AND status = 'active'",
@@ -214,7 +216,7 @@ pub(super) fn write_checkin(c: &Connection, w: &CheckinWrite) -> Result<bool, Fa
     if n != 1 {
         return Ok(false);
     }
-    let site: String = c.query_row(
+    let site: String = c.row(
         "SELECT site_id FROM devices WHERE id = ?1",
         [&w.device_id],
         |r| r.get(0),

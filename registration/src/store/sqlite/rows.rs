@@ -6,6 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use siteboot_wire::api::{AgentState, HealthSummary};
 use siteboot_wire::operator::{DeviceStatus, MachineRef};
 
+use super::cached::Cached;
 use super::Fail;
 use crate::store::{
     ClaimRecord, DeviceRecord, Event, EventKind, PendingRecord, PendingStatus, TokenRecord,
@@ -123,7 +124,7 @@ pub(super) fn device_row(r: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
 }
 
 pub(super) fn device_by_id(c: &Connection, id: &str) -> Result<Option<DeviceRecord>, Fail> {
-    Ok(c.query_row(
+    Ok(c.row(
         &format!("SELECT {DEVICE_COLS} FROM devices WHERE id = ?1"),
         [id],
         device_row,
@@ -161,7 +162,7 @@ pub(super) fn pending_row(r: &Row<'_>) -> rusqlite::Result<PendingRecord> {
 }
 
 pub(super) fn insert_event(c: &Connection, e: &Event) -> Result<(), Fail> {
-    c.execute(
+    c.exec(
         "INSERT INTO events (at, kind, site_id, device_id, serial, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![ms(e.at), e.kind.as_str(), e.site_id, e.device_id, e.serial, e.detail],
     )?;

@@ -19,6 +19,7 @@ use std::sync::mpsc;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::cached::Cached;
 use super::Fail;
 use crate::store::StoreError;
 
@@ -120,14 +121,14 @@ pub(super) fn spawn(conn: Connection) -> Result<mpsc::Sender<Box<dyn WriteJob>>,
 
 fn run_batch(c: &Connection, mut jobs: Vec<Box<dyn WriteJob>>) {
     let fail = |e: rusqlite::Error, action: &'static str| Fail::from(e).into_store(action);
-    if let Err(e) = c.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = c.exec("BEGIN IMMEDIATE", []) {
         let e = fail(e, "begin a write transaction");
         jobs.into_iter().for_each(|j| j.finish(Err(e.clone())));
         return;
     }
     let mut aborted: Option<StoreError> = None;
     for job in jobs.iter_mut() {
-        if let Err(e) = c.execute_batch("SAVEPOINT job") {
+        if let Err(e) = c.exec("SAVEPOINT job", []) {
             aborted = Some(fail(e, "open a savepoint"));
             break;
         }
@@ -143,9 +144,11 @@ fn run_batch(c: &Connection, mut jobs: Vec<Box<dyn WriteJob>>) {
             break;
         }
         let end = if ok {
-            c.execute_batch("RELEASE job")
+            c.exec("RELEASE job", []).map(drop)
         } else {
-            c.execute_batch("ROLLBACK TO job; RELEASE job")
+            c.exec("ROLLBACK TO job", [])
+                .and_then(|_| c.exec("RELEASE job", []))
+                .map(drop)
         };
         if let Err(e) = end {
             aborted = Some(fail(e, "close a savepoint"));
@@ -155,7 +158,8 @@ fn run_batch(c: &Connection, mut jobs: Vec<Box<dyn WriteJob>>) {
     let outcome = match aborted {
         Some(e) => Err(e),
         None => c
-            .execute_batch("COMMIT")
+            .exec("COMMIT", [])
+            .map(drop)
             .map_err(|e| fail(e, "commit a batch of writes")),
     };
     if outcome.is_err() && !c.is_autocommit() {
