@@ -77,6 +77,8 @@ impl std::fmt::Display for SiteState {
 pub struct StateInputs {
     /// The site has an active device.
     pub has_active_device: bool,
+    /// The site has had a device before (now revoked or replaced).
+    pub had_device: bool,
     /// Last check-in of the active device (the latest of store and memory).
     pub last_seen: Option<DateTime<Utc>>,
     /// Last state the active device reported.
@@ -90,7 +92,8 @@ pub struct StateInputs {
 }
 
 /// The state of one site at `now`. Rules, in order:
-/// 1. no active device: `pending` if a registration is underway, else `never-seen`;
+/// 1. no active device: `pending` if a registration is underway, else `offline` if the
+///    site had a device before (revoked, nothing on its way), else `never-seen`;
 /// 2. an active device that never checked in: `pending`;
 /// 3. last seen more than `offline_after_missed` intervals ago: `offline`;
 /// 4. else the reported state: `applying`, `ready`, `failed` (`degraded` counts as failed).
@@ -98,6 +101,8 @@ pub fn derive_state(i: &StateInputs, now: DateTime<Utc>) -> SiteState {
     if !i.has_active_device {
         return if i.registration_underway {
             SiteState::Pending
+        } else if i.had_device {
+            SiteState::Offline
         } else {
             SiteState::NeverSeen
         };
@@ -276,6 +281,7 @@ mod tests {
         let now = t("2026-11-22T12:00:00Z");
         let base = StateInputs {
             has_active_device: true,
+            had_device: true,
             last_seen: Some(t("2026-11-22T11:59:00Z")),
             agent_state: Some(AgentState::Ready),
             registration_underway: false,
@@ -352,9 +358,10 @@ mod tests {
                 SiteState::Pending,
             ),
             (
-                "no device, nothing underway",
+                "no device ever, nothing underway",
                 StateInputs {
                     has_active_device: false,
+                    had_device: false,
                     last_seen: None,
                     agent_state: None,
                     ..base.clone()
@@ -363,6 +370,25 @@ mod tests {
             ),
             (
                 "no device, token minted",
+                StateInputs {
+                    has_active_device: false,
+                    registration_underway: true,
+                    ..base.clone()
+                },
+                SiteState::Pending,
+            ),
+            (
+                "device revoked, nothing underway: offline, not never-seen",
+                StateInputs {
+                    has_active_device: false,
+                    last_seen: None,
+                    agent_state: None,
+                    ..base.clone()
+                },
+                SiteState::Offline,
+            ),
+            (
+                "device revoked, claim minted: pending",
                 StateInputs {
                     has_active_device: false,
                     registration_underway: true,

@@ -7,7 +7,7 @@
 //! interval, 5 min by default, so offline detection takes the later of the two). The
 //! per-site decision ([`fleet_site`]) is pure.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use siteboot_wire::fleet::{
@@ -34,17 +34,20 @@ pub struct FleetClock {
 /// The fleet view of one site (pure).
 ///
 /// `device` is the site's active device, `memory_last_seen` the coalescer's unwritten
-/// last-seen for it, `underway` whether a live token or claim exists for the site.
+/// last-seen for it, `underway` whether a live token or claim exists for the site,
+/// `had_device` whether any device (active or revoked) was ever bound to it.
 pub fn fleet_site(
     site: &Site,
     device: Option<&DeviceRecord>,
     memory_last_seen: Option<DateTime<Utc>>,
     underway: bool,
+    had_device: bool,
     clock: FleetClock,
 ) -> FleetSite {
     let last_seen = device.and_then(|d| d.last_seen.max(memory_last_seen));
     let inputs = StateInputs {
         has_active_device: device.is_some(),
+        had_device: had_device || device.is_some(),
         last_seen,
         agent_state: device.and_then(|d| d.agent_state),
         registration_underway: underway,
@@ -107,6 +110,7 @@ impl Registry {
             .filter(|d| active(d))
             .map(|d| (d.site_id.as_str(), d))
             .collect();
+        let ever: HashSet<&str> = devices.iter().map(|d| d.site_id.as_str()).collect();
         let clock = self.clock(now);
         let sites: Vec<FleetSite> = inventory
             .sites
@@ -117,7 +121,14 @@ impl Registry {
             .map(|s| {
                 let device = by_site.get(s.id.as_str()).copied();
                 let memory = device.and_then(|d| self.inner.heartbeats.last_seen(&d.id));
-                fleet_site(s, device, memory, underway.contains(&s.id), clock)
+                fleet_site(
+                    s,
+                    device,
+                    memory,
+                    underway.contains(&s.id),
+                    ever.contains(s.id.as_str()),
+                    clock,
+                )
             })
             .filter(|s| q.matches(s))
             .collect();
@@ -147,7 +158,14 @@ impl Registry {
         let underway = self.underway(now).await?.contains(site_id);
         let device = devices.iter().find(|d| active(d));
         let memory = device.and_then(|d| self.inner.heartbeats.last_seen(&d.id));
-        let line = fleet_site(site, device, memory, underway, self.clock(now));
+        let line = fleet_site(
+            site,
+            device,
+            memory,
+            underway,
+            !devices.is_empty(),
+            self.clock(now),
+        );
         let events = self.inner.store.site_events(site_id, HISTORY_LIMIT).await?;
         Ok(SiteDetail {
             site: line,

@@ -167,6 +167,7 @@ fn fleet_line_table() {
             dev.as_ref(),
             memory.map(t),
             underway,
+            false,
             clock,
         );
         assert_eq!(line.state, state, "{name}");
@@ -180,9 +181,30 @@ fn fleet_line_table() {
         Some(&device(Some(-10), Some(AgentState::Failed))),
         None,
         false,
+        true,
         clock,
     );
     assert_eq!(failed.last_error.as_deref(), Some("bad yaml"));
     assert_eq!(failed.applied_revision.as_deref(), Some("aaa"));
     assert_eq!(failed.attempted_revision.as_deref(), Some("bbb"));
+}
+
+#[test]
+fn a_site_whose_device_was_revoked_is_offline_not_never_seen() {
+    let clock = FleetClock {
+        now: t(0),
+        checkin_interval: TimeDelta::seconds(60),
+    };
+    assert_eq!(
+        fleet_site(&site(3), None, None, false, true, clock).state,
+        SiteState::Offline
+    );
+    assert_eq!(
+        fleet_site(&site(3), None, None, true, true, clock).state,
+        SiteState::Pending
+    );
+    assert_eq!(
+        fleet_site(&site(3), None, None, false, false, clock).state,
+        SiteState::NeverSeen
+    );
 }
