@@ -145,6 +145,8 @@ pub struct RegistrationService {
     pub port: u16,
     /// Inventory file.
     pub inventory: PathBuf,
+    /// More flags for every start (e.g. `--cert-ttl 45s`).
+    pub extra_args: Vec<String>,
 }
 
 /// Output of one `sitebootctl` run.
@@ -167,6 +169,7 @@ impl RegistrationService {
             data: run.subdir("registration"),
             port: ports::free_port()?,
             inventory,
+            extra_args: Vec::new(),
         })
     }
 
@@ -228,6 +231,7 @@ impl RegistrationService {
                 .arg("1")
                 .arg("--heartbeat-flush-interval")
                 .arg("1s")
+                .args(&self.extra_args)
                 .env("NO_COLOR", "1"),
         )?;
         let addr = format!("127.0.0.1:{}", self.port).parse()?;

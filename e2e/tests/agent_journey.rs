@@ -11,20 +11,19 @@
 //! restarted agent finish it without registering again; finally the service revokes the
 //! device and the agent parks (journey 3 checks a replaced box the same way).
 
-use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use serde_json::{json, Value};
+use serde_json::json;
 use siteboot_e2e::emulator::Emulator;
 use siteboot_e2e::git::{Change, CommitId, GitHttpConfig, GitHttpServer, GitRepo};
+use siteboot_e2e::journey::{agent_status, eventually, RegistrationService};
 use siteboot_e2e::ports;
-use siteboot_e2e::process::{binaries, Process, TestRun};
+use siteboot_e2e::process::{Process, TestRun};
 
 const SITE: &str = "store-e2e";
-const DEADLINE: Duration = Duration::from_secs(90);
 
 const NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n";
 
@@ -50,108 +49,12 @@ fn inventory_yaml(git_url: &str) -> String {
     )
 }
 
-/// Polls `check` until it returns `Some` or the deadline passes.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {DEADLINE:?} waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn status(data: &Path) -> Value {
-    std::fs::read(data.join("status.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null)
-}
-
 async fn cm(api: &Api<ConfigMap>, name: &str) -> Option<ConfigMap> {
     api.get_opt(name).await.ok().flatten()
 }
 
 fn data(c: &ConfigMap, key: &str) -> Option<String> {
     c.data.as_ref().and_then(|d| d.get(key).cloned())
-}
-
-struct Registration {
-    data: PathBuf,
-    port: u16,
-    inventory: PathBuf,
-}
-
-impl Registration {
-    fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
-    }
-
-    async fn start(&self, run: &TestRun) -> anyhow::Result<Process> {
-        let mut p = run.spawn_binary(
-            "siteboot-registration",
-            [
-                "--data-dir".into(),
-                self.data.display().to_string(),
-                "--listen".into(),
-                format!("127.0.0.1:{}", self.port),
-                "--inventory".into(),
-                self.inventory.display().to_string(),
-                "--checkin-interval-seconds".into(),
-                "1".into(),
-                "--heartbeat-flush-interval".into(),
-                "1s".into(),
-                // Short-lived client certificates: the agent renews them during the run.
-                "--cert-ttl".into(),
-                "45s".into(),
-            ],
-            &[],
-        )?;
-        let addr = format!("127.0.0.1:{}", self.port).parse()?;
-        let deadline = Instant::now() + DEADLINE;
-        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            anyhow::ensure!(
-                p.try_exit()?.is_none(),
-                "registration exited early:\n{}",
-                p.log()
-            );
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "registration did not listen:\n{}",
-                p.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Ok(p)
-    }
-
-    /// `sitebootctl -o json ...`.
-    async fn ctl(&self, args: &[&str]) -> anyhow::Result<Value> {
-        let bin = binaries::binary("sitebootctl")?;
-        let mut cmd = tokio::process::Command::new(bin);
-        cmd.arg("--server")
-            .arg(self.url())
-            .arg("--data-dir")
-            .arg(&self.data)
-            .arg("-o")
-            .arg("json")
-            .args(args);
-        let out = cmd.output().await?;
-        anyhow::ensure!(
-            out.status.success(),
-            "sitebootctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(serde_json::from_slice(&out.stdout)?)
-    }
 }
 
 fn start_agent(run: &TestRun, config: &Path) -> anyhow::Result<Process> {
@@ -169,10 +72,10 @@ fn start_agent(run: &TestRun, config: &Path) -> anyhow::Result<Process> {
     )?)
 }
 
-async fn applied(data: &Path, commit: &CommitId) {
+async fn applied(data: &Path, commit: &CommitId) -> anyhow::Result<()> {
     let want = commit.as_str().to_string();
     eventually(&format!("agent applied {want}"), || {
-        let s = status(data);
+        let s = agent_status(data);
         let w = want.clone();
         async move { (s["appliedRevision"] == w.as_str()).then_some(()) }
     })
@@ -205,16 +108,12 @@ async fn agent_registers_hydrates_converges_prunes_survives_bad_revisions_outage
     let git_url = git.as_ref().unwrap().url(&repo);
 
     // Registration service with an inventory naming the site and the repository.
-    let reg_dir = run.subdir("registration");
-    let inventory = run.dir().join("inventory.yaml");
-    std::fs::write(&inventory, inventory_yaml(&git_url))?;
-    let reg = Registration {
-        data: reg_dir.clone(),
-        port: ports::free_port()?,
-        inventory,
-    };
+    let mut reg = RegistrationService::new(&run, &inventory_yaml(&git_url))?;
+    // Short-lived client certificates: the agent renews them during the run.
+    reg.extra_args = vec!["--cert-ttl".into(), "45s".into()];
+    let reg_dir = reg.data.clone();
     let mut service = Some(reg.start(&run).await?);
-    let minted = reg.ctl(&["token", "create", "--site", SITE]).await?;
+    let minted = reg.ctl_json(&["token", "create", "--site", SITE]).await?;
     let token = minted["token"]
         .as_str()
         .expect("token in mint response")
@@ -247,7 +146,7 @@ async fn agent_registers_hydrates_converges_prunes_survives_bad_revisions_outage
 
     // 1. Register and hydrate: three layers merged, variables substituted.
     let head1 = repo.head()?;
-    applied(&agent_data, &head1).await;
+    applied(&agent_data, &head1).await?;
     let c = cm(&cms, "shop-config").await.expect("shop-config applied");
     assert_eq!(data(&c, "version").as_deref(), Some("1"));
     assert_eq!(data(&c, "region").as_deref(), Some("eu-west"));
@@ -278,10 +177,10 @@ async fn agent_registers_hydrates_converges_prunes_survives_bad_revisions_outage
         "the one-time token file is deleted after registration"
     );
     let site = eventually("service sees the applied revision", || async {
-        let s = reg.ctl(&["sites", "show", SITE]).await.ok()?["site"].clone();
+        let s = reg.site(SITE).await.ok()?;
         (s["appliedRevision"] == head1.as_str()).then_some(s)
     })
-    .await;
+    .await?;
     assert!(site["deviceId"].is_string(), "{site}");
 
     // The client certificate lives 45 s: the agent renews it over mTLS after 2/3 of
@@ -290,14 +189,14 @@ async fn agent_registers_hydrates_converges_prunes_survives_bad_revisions_outage
         let log = agent.log();
         async move { log.contains("client certificate renewed").then_some(()) }
     })
-    .await;
+    .await?;
 
     // 2. A new commit converges.
     let head2 = repo.commit(
         "bump version",
         &[Change::write("baseline/config.yaml", base_config("2"))],
     )?;
-    applied(&agent_data, &head2).await;
+    applied(&agent_data, &head2).await?;
     assert_eq!(
         data(&cm(&cms, "shop-config").await.unwrap(), "version").as_deref(),
         Some("2")
@@ -311,11 +210,11 @@ async fn agent_registers_hydrates_converges_prunes_survives_bad_revisions_outage
         "drop extra",
         &[Change::delete("clusters/store-e2e/extra.yaml")],
     )?;
-    applied(&agent_data, &head3).await;
+    applied(&agent_data, &head3).await?;
     eventually("site-extra pruned", || async {
         cm(&cms, "site-extra").await.is_none().then_some(())
     })
-    .await;
+    .await?;
     assert!(
         cm(&cms, "hand-made").await.is_some(),
         "never prune objects the agent did not create"
@@ -333,11 +232,11 @@ async fn agent_registers_hydrates_converges_prunes_survives_bad_revisions_outage
         ],
     )?;
     let failed = eventually("revision reported failed", || {
-        let s = status(&agent_data);
+        let s = agent_status(&agent_data);
         let h = head4.as_str().to_string();
         async move { (s["state"] == "failed" && s["attemptedRevision"] == h.as_str()).then_some(s) }
     })
-    .await;
+    .await?;
     assert_eq!(failed["appliedRevision"], head3.as_str());
     let error = failed["error"].as_str().unwrap_or_default();
     assert!(
@@ -350,15 +249,15 @@ async fn agent_registers_hydrates_converges_prunes_survives_bad_revisions_outage
         "cluster stays on the last good revision"
     );
     eventually("service sees the failed attempt", || async {
-        let s = reg.ctl(&["sites", "show", SITE]).await.ok()?["site"].clone();
+        let s = reg.site(SITE).await.ok()?;
         (s["attemptedRevision"] == head4.as_str()
             && s["appliedRevision"] == head3.as_str()
             && s["state"] == "failed")
             .then_some(())
     })
-    .await;
+    .await?;
     let head5 = repo.commit("fix", &[Change::delete("baseline/zz-broken.yaml")])?;
-    applied(&agent_data, &head5).await;
+    applied(&agent_data, &head5).await?;
     assert_eq!(
         data(&cm(&cms, "shop-config").await.unwrap(), "version").as_deref(),
         Some("3")
@@ -372,13 +271,13 @@ async fn agent_registers_hydrates_converges_prunes_survives_bad_revisions_outage
         .terminate_async(Duration::from_secs(20))
         .await?;
     eventually("agent notices both outages", || {
-        let s = status(&agent_data);
+        let s = agent_status(&agent_data);
         async move {
             (s["offline"]["open"]["git"].is_string() && s["offline"]["open"]["service"].is_string())
                 .then_some(())
         }
     })
-    .await;
+    .await?;
     cms.patch(
         "shop-config",
         &PatchParams::default(),
@@ -388,8 +287,8 @@ async fn agent_registers_hydrates_converges_prunes_survives_bad_revisions_outage
     eventually("drift repaired while offline", || async {
         (data(&cm(&cms, "shop-config").await?, "version").as_deref() == Some("3")).then_some(())
     })
-    .await;
-    let offline = status(&agent_data);
+    .await?;
+    let offline = agent_status(&agent_data);
     assert_eq!(offline["appliedRevision"], head5.as_str());
     assert_ne!(
         offline["state"], "failed",
@@ -404,7 +303,7 @@ async fn agent_registers_hydrates_converges_prunes_survives_bad_revisions_outage
     )?);
     service = Some(reg.start(&run).await?);
     eventually("offline periods reported after reconnect", || {
-        let s = status(&agent_data);
+        let s = agent_status(&agent_data);
         let log = agent.log();
         async move {
             let clear = s["offline"]["open"]
@@ -416,7 +315,7 @@ async fn agent_registers_hydrates_converges_prunes_survives_bad_revisions_outage
             (clear && log.contains("reported offline periods")).then_some(())
         }
     })
-    .await;
+    .await?;
 
     // 6. kill -9 in the middle of a 300-object apply; the restart finishes it.
     let head6 = repo.commit(
@@ -424,15 +323,15 @@ async fn agent_registers_hydrates_converges_prunes_survives_bad_revisions_outage
         &[Change::write("clusters/store-e2e/bulk.yaml", many(300))],
     )?;
     eventually("agent starts applying the bulk revision", || {
-        let s = status(&agent_data);
+        let s = agent_status(&agent_data);
         let h = head6.as_str().to_string();
         async move { (s["attemptedRevision"] == h.as_str()).then_some(()) }
     })
-    .await;
+    .await?;
     agent.kill()?;
     let partial = cms.list(&ListParams::default()).await?.items.len();
     agent = start_agent(&run, &config)?;
-    applied(&agent_data, &head6).await;
+    applied(&agent_data, &head6).await?;
     let names: Vec<String> = cms
         .list(&ListParams::default())
         .await?
@@ -453,22 +352,22 @@ async fn agent_registers_hydrates_converges_prunes_survives_bad_revisions_outage
     // 7. The service revokes the device (its box was replaced): the agent parks. It stays
     // up (no restart loop) and makes no further changes to the cluster.
     let device = site["deviceId"].as_str().unwrap().to_string();
-    reg.ctl(&["devices", "revoke", &device, "--reason", "box replaced"])
+    reg.ctl_json(&["devices", "revoke", &device, "--reason", "box replaced"])
         .await?;
     eventually("agent records the revocation and parks", || {
-        let s = status(&agent_data);
+        let s = agent_status(&agent_data);
         let log = agent.log();
         async move {
             (s["revoked"] == true && s["registration"] == "revoked" && log.contains("parked"))
                 .then_some(())
         }
     })
-    .await;
+    .await?;
     assert!(
         agent.log().contains("revoked this device"),
         "the log says so"
     );
-    let revoked = status(&agent_data);
+    let revoked = agent_status(&agent_data);
     assert_eq!(
         revoked["appliedRevision"],
         head6.as_str(),
