@@ -182,10 +182,14 @@ async fn scenario(run: &TestRun) -> Result<()> {
         provider_spec = provider_spec.env(k, v);
     }
     let mut provider = run.spawn("provider", &provider_spec)?;
-    let secret_name = mgmt.copy_data_secret_name(NS, MACHINE).await.map_err(|e| {
-        let _ = siteboot_e2e::journey::capi::provider_alive(&mut provider);
-        e
-    })?;
+    let secret_name = match mgmt.copy_data_secret_name(NS, MACHINE).await {
+        Ok(name) => name,
+        Err(e) => {
+            // A dead provider explains the timeout better than the timeout does.
+            siteboot_e2e::journey::capi::provider_alive(&mut provider)?;
+            return Err(e);
+        }
+    };
     let (format, user_data) = mgmt.bootstrap_data(NS, MACHINE).await?;
     assert_eq!(format, "cloud-config");
     let files = bootdata::files(&format, &user_data)?;
