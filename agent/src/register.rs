@@ -105,40 +105,51 @@ pub async fn ensure_registered(
         return Ok(record);
     }
     let key = load_or_create_key(dir)?;
-    let registered = match dir.read_json::<PendingState>(PENDING)? {
-        Some(pending) => {
-            tracing::info!(pending_id = %pending.pending_id, "resuming a pending registration");
-            poll_until_decided(dir, client, &pending).await?
+    // A claim seed found while waiting for approval (a tech plugged it in meanwhile)
+    // replaces the wait: it is presented at once.
+    let mut from_seed: Option<(Credential, String)> = None;
+    let registered = loop {
+        if from_seed.is_none() {
+            if let Some(pending) = dir.read_json::<PendingState>(PENDING)? {
+                tracing::info!(pending_id = %pending.pending_id, "waiting for operator approval of the pending registration");
+                match poll_until_decided(dir, client, &pending, settings).await? {
+                    Decided::Registered(r) => break r,
+                    Decided::Seed(credential, claim_id) => {
+                        dir.remove(PENDING)?;
+                        from_seed = Some((credential, claim_id));
+                    }
+                }
+            }
         }
-        None => {
-            // A claim on a seed medium comes first (see `seed`); else the configured one.
-            let (credential, seed_claim) = match crate::seed::claim_credential(dir, settings)? {
+        // A claim on a seed medium comes first (see `seed`); else the configured one.
+        let (credential, seed_claim) = match from_seed.take() {
+            Some((credential, claim_id)) => (credential, Some(claim_id)),
+            None => match crate::seed::claim_credential(dir, settings)? {
                 Some((credential, claim_id)) => (credential, Some(claim_id)),
                 None => (read_credential(settings)?, None),
-            };
-            tracing::info!(credential = credential.kind(), serial = %facts.serial, "registering");
-            let req = RegisterRequest {
-                credential,
-                csr: csr_pem(&key, &facts.serial)?,
-                facts: facts.clone(),
-            };
-            let answer = with_backoff("register", || client.register(&req)).await;
-            if let (Err(RegisterError::Refused(_)), Some(claim_id)) = (&answer, &seed_claim) {
-                // Never present this seed again: a used or revoked claim must not loop.
-                crate::seed::remember_refused(dir, claim_id)?;
-            }
-            match answer? {
-                RegisterAnswer::Registered(r) => *r,
-                RegisterAnswer::Pending(p) => {
-                    let pending = PendingState {
-                        pending_id: p.pending_id,
-                        poll_secret: p.poll_secret,
-                        poll_after_seconds: p.poll_after_seconds,
-                    };
-                    dir.write_json(PENDING, &pending)?;
-                    tracing::info!(pending_id = %pending.pending_id, "registration pending operator approval");
-                    poll_until_decided(dir, client, &pending).await?
-                }
+            },
+        };
+        tracing::info!(credential = credential.kind(), serial = %facts.serial, "registering");
+        let req = RegisterRequest {
+            credential,
+            csr: csr_pem(&key, &facts.serial)?,
+            facts: facts.clone(),
+        };
+        let answer = with_backoff("register", || client.register(&req)).await;
+        if let (Err(RegisterError::Refused(_)), Some(claim_id)) = (&answer, &seed_claim) {
+            // Never present this seed again: a used or revoked claim must not loop.
+            crate::seed::remember_refused(dir, claim_id)?;
+        }
+        match answer? {
+            RegisterAnswer::Registered(r) => break *r,
+            RegisterAnswer::Pending(p) => {
+                let pending = PendingState {
+                    pending_id: p.pending_id,
+                    poll_secret: p.poll_secret,
+                    poll_after_seconds: p.poll_after_seconds,
+                };
+                dir.write_json(PENDING, &pending)?;
+                tracing::info!(pending_id = %pending.pending_id, "registration pending operator approval");
             }
         }
     };
@@ -183,14 +194,36 @@ fn cleanup(dir: &DataDir, settings: &Settings) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// How a pending registration ended.
+enum Decided {
+    /// An operator approved it.
+    Registered(Registered),
+    /// A usable claim seed appeared meanwhile: present it instead (claim id alongside).
+    Seed(Credential, String),
+}
+
+/// How often a pending box looks for a claim seed between polls.
+const SEED_RECHECK: Duration = Duration::from_secs(3);
+
 async fn poll_until_decided(
     dir: &DataDir,
     client: &ServiceClient,
     pending: &PendingState,
-) -> Result<Registered, RegisterError> {
+    settings: &Settings,
+) -> Result<Decided, RegisterError> {
     let mut wait = Duration::from_secs(pending.poll_after_seconds.clamp(1, 3600));
+    let mut last_note = None;
     loop {
-        tokio::time::sleep(jittered(wait, unit())).await;
+        // Sleep in slices, looking for a seed in between (a few stat calls each).
+        let until = tokio::time::Instant::now() + jittered(wait, unit());
+        while tokio::time::Instant::now() < until {
+            if let Some((credential, claim_id)) =
+                crate::seed::while_pending(dir, settings, &mut last_note)
+            {
+                return Ok(Decided::Seed(credential, claim_id));
+            }
+            tokio::time::sleep_until(until.min(tokio::time::Instant::now() + SEED_RECHECK)).await;
+        }
         let answer = with_backoff("poll pending registration", || {
             client.poll(&pending.pending_id, &pending.poll_secret)
         })
@@ -199,7 +232,7 @@ async fn poll_until_decided(
             Ok(PollResponse::Pending { poll_after_seconds }) => {
                 wait = Duration::from_secs(poll_after_seconds.clamp(1, 3600));
             }
-            Ok(PollResponse::Approved(r)) => return Ok(r),
+            Ok(PollResponse::Approved(r)) => return Ok(Decided::Registered(r)),
             Ok(PollResponse::Rejected { reason }) => {
                 dir.remove(PENDING)?;
                 return Err(RegisterError::Rejected(reason));

@@ -232,6 +232,49 @@ pub fn claim_credential(
     }
 }
 
+/// While a registration waits for approval: a usable seed claim, if one appeared. Notes
+/// why a seed is skipped once per distinct reason (`last_note`), so a seed left in the
+/// drive does not flood the log every few seconds.
+pub fn while_pending(
+    dir: &DataDir,
+    settings: &Settings,
+    last_note: &mut Option<String>,
+) -> Option<(Credential, String)> {
+    if settings.seed_paths.is_empty() {
+        return None;
+    }
+    let found = find_quietly(&settings.seed_paths);
+    let note = match decide(found.as_ref(), &refused(dir), settings, Utc::now()) {
+        Decision::Use(credential) => {
+            let found = found?;
+            tracing::info!(
+                seed = %found.source.display(),
+                claim = %found.claim.claim_id,
+                site = %found.claim.site_id,
+                "a claim seed appeared while waiting for approval; registering with it"
+            );
+            return Some((credential, found.claim.claim_id));
+        }
+        Decision::Skip(note) => note,
+        Decision::Fail(e) => Some(e.to_string()),
+    };
+    if note.is_some() && note != *last_note {
+        tracing::warn!("{}", note.as_deref().unwrap_or_default());
+    }
+    *last_note = note;
+    None
+}
+
+/// [`find`] without per-path logging (called every few seconds while pending).
+fn find_quietly(paths: &[PathBuf]) -> Option<FoundSeed> {
+    paths.iter().find_map(|path| {
+        read_claim(path).ok().flatten().map(|claim| FoundSeed {
+            source: path.clone(),
+            claim,
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{Duration, TimeZone};

@@ -11,7 +11,9 @@
 //! 2. A second spare boots with the same, now used, seed: the service refuses the claim,
 //!    the agent stops with that error and records the claim id; started again it skips
 //!    the seed with a warning (no loop on a spent seed) and falls back to enrollment,
-//!    which parks it for approval.
+//!    which parks it for approval. While it waits, a fresh seed appears (the tech plugs
+//!    in a new stick): it registers with that at once, takes the site over, and the first
+//!    spare's identity is revoked.
 //! 3. A third spare gets an expired seed: no claim is sent, the warning says how to make
 //!    a new one, and enrollment takes over.
 //!
@@ -135,7 +137,47 @@ async fn a_spare_registers_with_the_claim_on_its_seed_and_spent_or_expired_seeds
             .contains("registering with the claim code from a seed"),
         "the spent seed is not presented again"
     );
+
+    // The tech brings a fresh seed while spare-2 waits: it registers with it at once,
+    // takes the site over, and spare-1's identity is revoked.
+    let fresh = run.dir().join("fresh-seed.iso");
+    let fresh_arg = fresh.display().to_string();
+    let out = reg
+        .ctl(&["seed", "--site", SITE, "--claim", "--iso", &fresh_arg])
+        .await?;
+    ensure!(out.code == Some(0), "sitebootctl seed: {}", out.stderr);
+    run.register_secret(
+        "fresh seed claim code",
+        claim_on(&fresh)?.claim_code.expose(),
+    );
+    let waiting_since = Instant::now();
+    insert_seed(&spare2, &fresh)?;
+    spare2.cluster.wait_hydrated(&site).await?;
+    let picked_up_in = waiting_since.elapsed();
+    ensure!(
+        again
+            .log()
+            .contains("a claim seed appeared while waiting for approval"),
+        "agent log:\n{}",
+        again.log()
+    );
     again.terminate(Duration::from_secs(10))?;
+    let devices = reg.ctl_json(&["devices", "list", "--site", SITE]).await?;
+    let status_of = |serial: &str| {
+        devices.as_array().and_then(|a| {
+            a.iter()
+                .find(|d| d["facts"]["serial"] == serial)
+                .map(|d| d["status"].clone())
+        })
+    };
+    ensure!(
+        status_of("SN-SPARE-0001") == Some("revoked".into()),
+        "spare-1 is replaced: {devices}"
+    );
+    ensure!(
+        status_of("SN-SPARE-0002").is_some_and(|s| s != "revoked"),
+        "{devices}"
+    );
 
     // 3. An expired seed: nothing is sent with it, enrollment takes over.
     let code = ClaimCode::from_random(&[7, 7, 7, 7, 7]);
@@ -177,15 +219,16 @@ async fn a_spare_registers_with_the_claim_on_its_seed_and_spent_or_expired_seeds
     .await?;
     third.terminate(Duration::from_secs(10))?;
     let pending = reg.ctl_json(&["pending", "list"]).await?.to_string();
-    ensure!(
-        pending.contains("SN-SPARE-0002") && pending.contains("SN-SPARE-0003"),
-        "{pending}"
-    );
+    ensure!(pending.contains("SN-SPARE-0003"), "{pending}");
     ensure!(!pending.contains("SN-SPARE-0001"), "{pending}");
 
     println!(
         "seed: spare-1 registered with its seed and hydrated {:.1} s after power-on",
         seeded_in.as_secs_f64()
+    );
+    println!(
+        "seed: pending spare-2 picked up a fresh seed and hydrated {:.1} s after it appeared",
+        picked_up_in.as_secs_f64()
     );
     report_wall_time("agent_seed_claim", started);
     Ok(())
