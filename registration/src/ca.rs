@@ -67,6 +67,19 @@ pub fn parse_csr(pem: &str) -> Result<ValidCsr, CsrError> {
     }
 }
 
+/// SHA-256 (hex) of a PEM CSR's SubjectPublicKeyInfo; `None` if it does not parse. It
+/// does not verify the CSR: callers that act on it have verified it with [`parse_csr`].
+pub fn csr_key_sha256(pem: &str) -> Option<String> {
+    use sha2::Digest;
+    use x509_parser::prelude::FromDer;
+    let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+    let (_, csr) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(&p.contents).ok()?;
+    Some(hex::encode(sha2::Sha256::digest(
+        csr.certification_request_info.subject_pki.raw,
+    )))
+}
+
 /// A signed device certificate.
 #[derive(Debug, Clone)]
 pub struct SignedCert {

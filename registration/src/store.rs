@@ -130,6 +130,8 @@ pub struct DeviceRecord {
     pub last_error: Option<String>,
     /// Last reported health.
     pub health: HealthSummary,
+    /// SHA-256 (hex) of the public key it registered with (none for old records).
+    pub key_sha256: Option<String>,
 }
 
 /// A device about to be bound to a site.
@@ -143,6 +145,9 @@ pub struct NewDevice {
     pub facts: DeviceFacts,
     /// Machine reference copied from the token.
     pub machine: Option<MachineRef>,
+    /// SHA-256 (hex) of the public key the device registered with (from its CSR), so a
+    /// retry with the same credential and key can be answered again.
+    pub key_sha256: Option<String>,
 }
 
 /// The credential a binding consumes, checked inside the binding's transaction.

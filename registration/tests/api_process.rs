@@ -134,8 +134,9 @@ async fn the_service_never_prints_a_secret() {
             .as_u16(),
         201
     );
+    // Replayed by another box (the same box with the same key would get its 201 again).
     assert_eq!(
-        register(json!(d2.request(claim_cred(&code))))
+        register(json!(Device::new("SN-HYG-4").request(claim_cred(&code))))
             .await
             .unwrap()
             .status()

@@ -331,3 +331,47 @@ async fn enrollment_of_an_unexpected_serial_waits_for_approval_then_collects_its
         .contains("BEGIN CERTIFICATE"));
     h.handle.shutdown().await.unwrap();
 }
+
+/// A box whose 201 was lost in transit (client timeout, dropped link) retries with the
+/// same token and the same key: it gets its device again instead of a 401 that would
+/// strand it. Another key with that token is still refused, and so is the same key once
+/// the device has checked in (from then on it renews over mTLS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_box_whose_201_was_lost_registers_again_with_the_same_key_until_it_checks_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = harness(dir.path(), Limits::unlimited()).await;
+    let t = h.mint_token("site-005").await;
+    let d = Device::new("SN-LOST");
+    let (st, first) = h.register(&d.request(token(&t))).await;
+    assert_eq!(st, 201, "{first}");
+    // The answer never arrived; the box retries with the key it kept on disk.
+    let (st, again) = h.register(&d.request(token(&t))).await;
+    assert_eq!(st, 201, "{again}");
+    assert_eq!(again["deviceId"], first["deviceId"]);
+    assert_eq!(again["siteId"], "site-005");
+    // A second box with the same token but its own key is refused as a replay.
+    let thief = Device::new("SN-LOST");
+    let (st, v) = h.register(&thief.request(token(&t))).await;
+    assert_eq!(st, 401, "{v}");
+    // The re-issued certificate works.
+    let client = siteboot_registration::testkit::client(
+        &h.ca_pem,
+        Some((again["certificate"].as_str().unwrap(), &d.key_pem)),
+    );
+    let resp = client
+        .post(format!("{}/v1/checkin", h.url))
+        .json(&json!({"state": "ready", "appliedRevision": "0123abcd", "attemptedRevision": "0123abcd"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    // Checked in: the token is spent for good, even with the same key.
+    let (st, v) = h.register(&d.request(token(&t))).await;
+    assert_eq!(st, 401, "{v}");
+    let (st, devices) = h
+        .operator("GET", "/v1/operator/devices?site=site-005", None)
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(devices.as_array().unwrap().len(), 1, "{devices}");
+    h.handle.shutdown().await.unwrap();
+}

@@ -46,6 +46,7 @@ fn binding(token_id: &str, hash: &str, device: &str, site: &str, serial: &str) -
                 ..DeviceFacts::default()
             },
             machine: None,
+            key_sha256: None,
         },
         now: t0() + TimeDelta::minutes(1),
     }
@@ -149,7 +150,7 @@ async fn schema_is_versioned_and_reopens() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v.db");
     let s = SqliteStore::open(&path).unwrap();
-    assert_eq!(s.schema_version().await.unwrap(), 1);
+    assert_eq!(s.schema_version().await.unwrap(), 2);
     drop(s);
     let c = rusqlite::Connection::open(&path).unwrap();
     c.pragma_update(None, "user_version", 99).unwrap();
@@ -285,4 +286,25 @@ async fn a_failing_write_in_a_commit_batch_fails_alone() {
     for i in 0..100 {
         assert!(store.token(&format!("T{i}")).await.unwrap().is_some());
     }
+}
+
+/// A database written by a version-1 binary (no `key_sha256` column) is migrated on open
+/// and keeps its devices.
+#[tokio::test]
+async fn a_version_1_database_migrates_and_keeps_its_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    let s = SqliteStore::open(&path).unwrap();
+    conformance::register(&s, "d1", "site-a", "SN-1", t0()).await;
+    drop(s);
+    // Turn it back into what version 1 wrote.
+    let c = rusqlite::Connection::open(&path).unwrap();
+    c.execute_batch("ALTER TABLE devices DROP COLUMN key_sha256;").unwrap();
+    c.pragma_update(None, "user_version", 1).unwrap();
+    drop(c);
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.schema_version().await.unwrap(), 2);
+    let d = s.device("d1").await.unwrap().expect("device kept");
+    assert_eq!(d.serial, "SN-1");
+    assert_eq!(d.key_sha256, None);
 }

@@ -223,6 +223,7 @@ mod tests {
             agent_state: None,
             last_error: None,
             health: Default::default(),
+            key_sha256: None,
         }
     }
 

@@ -4,7 +4,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use siteboot_wire::operator::TokenState;
 use siteboot_wire::secret::ct_eq;
 
-use crate::store::{ClaimRecord, TokenRecord};
+use crate::store::{ClaimRecord, DeviceRecord, TokenRecord};
+use siteboot_wire::operator::DeviceStatus;
 
 /// Why a presented credential was refused. Logged and counted, never shown: every reason
 /// answers the same `invalid_credential` error.
@@ -162,6 +163,24 @@ pub fn lifetime(
         .filter(|t| *t > TimeDelta::zero() && *t <= max)
         .ok_or_else(|| format!("must be between 1 and {} seconds", max.num_seconds()))?;
     Ok(ttl)
+}
+
+/// Whether a registration refused as already used (token or claim consumed, serial held)
+/// is the same box retrying because the 201 never reached it (a client timeout, a
+/// dropped link): the device bound by that credential is still active at `site_id`,
+/// registered with the very key the new CSR carries (proof of possession: the CSR's
+/// signature is verified before this), and has never checked in (a box that checked in
+/// has its certificate; renewal is the way on from there). Then the service answers
+/// 201 again for the same device instead of leaving the box stuck forever.
+pub fn same_box_retry(device: &DeviceRecord, site_id: &str, csr_key_sha256: Option<&str>) -> bool {
+    let same_key = match (device.key_sha256.as_deref(), csr_key_sha256) {
+        (Some(stored), Some(presented)) => ct_eq(stored.as_bytes(), presented.as_bytes()),
+        _ => false,
+    };
+    same_key
+        && device.status == DeviceStatus::Active
+        && device.site_id == site_id
+        && device.last_seen.is_none()
 }
 
 #[cfg(test)]

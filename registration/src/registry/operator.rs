@@ -307,6 +307,7 @@ impl Registry {
                 site_id: site_id.to_string(),
                 facts: record.facts.clone(),
                 machine: None,
+                key_sha256: crate::ca::csr_key_sha256(&record.csr_pem),
             },
             now,
         };

@@ -7,7 +7,8 @@ use siteboot_wire::secret::{ct_eq, SecretString};
 use siteboot_wire::token::RegistrationToken;
 
 use super::decide::{
-    claim_rejection, decide_enrollment, token_rejection, EnrollmentDecision, RejectReason,
+    claim_rejection, decide_enrollment, same_box_retry, token_rejection, EnrollmentDecision,
+    RejectReason,
 };
 use super::{active, new_id, random, PollOutcome, RegisterOutcome, Registry, RegistryError};
 use crate::store::{
@@ -60,6 +61,14 @@ impl Registry {
         let hash = token.secret_hash();
         let record = self.inner.store.token(token.id()).await?;
         if let Some(reason) = token_rejection(record.as_ref(), &hash, now) {
+            if let (RejectReason::Replayed, Some(r)) = (reason, record.as_ref()) {
+                let again = self
+                    .same_box_again(r.device_id.as_deref(), &r.site_id, req, "token", token.id())
+                    .await?;
+                if let Some(outcome) = again {
+                    return Ok(outcome);
+                }
+            }
             return Err(refused("token", token.id(), reason));
         }
         let record = record.expect("checked by token_rejection");
@@ -96,6 +105,14 @@ impl Registry {
         let max = self.inner.cfg.claim_max_failures;
         let record = self.inner.store.claim(code.id()).await?;
         if let Some(reason) = claim_rejection(record.as_ref(), &hash, now, max) {
+            if let (RejectReason::Replayed, Some(r)) = (reason, record.as_ref()) {
+                let again = self
+                    .same_box_again(r.device_id.as_deref(), &r.site_id, req, "claim", code.id())
+                    .await?;
+                if let Some(outcome) = again {
+                    return Ok(outcome);
+                }
+            }
             if reason == RejectReason::WrongSecret {
                 let failures = self
                     .inner
@@ -170,6 +187,20 @@ impl Registry {
                     .await
             }
             EnrollmentDecision::Conflict { device_id } => {
+                if let Some(expected) = inventory.site_expecting(serial) {
+                    let again = self
+                        .same_box_again(
+                            Some(&device_id),
+                            &expected.id,
+                            req,
+                            "enrollment",
+                            &batch_id,
+                        )
+                        .await?;
+                    if let Some(outcome) = again {
+                        return Ok(outcome);
+                    }
+                }
                 let holder_site = holder.map(|d| d.site_id).unwrap_or_default();
                 self.inner
                     .store
@@ -238,6 +269,7 @@ impl Registry {
                 site_id: site_id.to_string(),
                 facts: req.facts.clone(),
                 machine,
+                key_sha256: crate::ca::csr_key_sha256(&req.csr),
             },
             now,
         };
@@ -267,6 +299,39 @@ impl Registry {
                 })
             }
         }
+    }
+
+    /// The answer for a box retrying a registration whose 201 it never received (see
+    /// [`same_box_retry`]): the same device again, for the caller to sign the new CSR
+    /// (same key) for. `None` when it is not that case; the caller refuses as before.
+    async fn same_box_again(
+        &self,
+        device_id: Option<&str>,
+        site_id: &str,
+        req: &RegisterRequest,
+        via: &'static str,
+        credential_id: &str,
+    ) -> Result<Option<RegisterOutcome>, RegistryError> {
+        let Some(id) = device_id else {
+            return Ok(None);
+        };
+        let Some(device) = self.inner.store.device(id).await? else {
+            return Ok(None);
+        };
+        let key = crate::ca::csr_key_sha256(&req.csr);
+        if !same_box_retry(&device, site_id, key.as_deref()) {
+            return Ok(None);
+        }
+        let inventory = self.inner.inventory.current();
+        let Some(site) = inventory.site(site_id) else {
+            return Ok(None);
+        };
+        tracing::info!(device_id = id, site_id, via, credential_id, "registration retried by the box that redeemed it (same key, never checked in): answering again");
+        Ok(Some(RegisterOutcome::Registered {
+            device_id: device.id,
+            site_id: site_id.to_string(),
+            assignment: site.assignment(None),
+        }))
     }
 
     /// Polls a pending registration, authenticated by its poll secret. Unknown ids and

@@ -92,6 +92,7 @@ pub(crate) fn binding(
             site_id: site.into(),
             facts: facts(serial),
             machine: None,
+            key_sha256: Some(format!("key-{device}")),
         },
         now: at,
     }
@@ -112,7 +113,7 @@ pub(crate) fn bound(outcome: BindOutcome, what: &str) -> (DeviceRecord, Option<S
 }
 
 /// Registers `device` at `site` with a fresh token (a helper for device checks).
-pub(crate) async fn register(
+pub async fn register(
     store: &dyn Store,
     device: &str,
     site: &str,

@@ -156,3 +156,90 @@ fn lifetime_table() {
     assert!(lifetime(Some(31 * 86400), d, max).is_err());
     assert!(lifetime(Some(u64::MAX), d, max).is_err());
 }
+
+fn bound_device(key: Option<&str>) -> DeviceRecord {
+    DeviceRecord {
+        id: "dev-1".into(),
+        site_id: "store-0142".into(),
+        serial: "SN1".into(),
+        status: DeviceStatus::Active,
+        facts: Default::default(),
+        registered_via: "token".into(),
+        registered_at: t(0),
+        revoked_at: None,
+        revoke_reason: None,
+        machine: None,
+        last_seen: None,
+        applied_revision: None,
+        attempted_revision: None,
+        agent_state: None,
+        last_error: None,
+        health: Default::default(),
+        key_sha256: key.map(String::from),
+    }
+}
+
+#[test]
+fn same_box_retry_table() {
+    let base = bound_device(Some("aa11"));
+    let rows: Vec<(&str, DeviceRecord, &str, Option<&str>, bool)> = vec![
+        (
+            "same key, never checked in",
+            base.clone(),
+            "store-0142",
+            Some("aa11"),
+            true,
+        ),
+        (
+            "other key (another box)",
+            base.clone(),
+            "store-0142",
+            Some("bb22"),
+            false,
+        ),
+        (
+            "no key in the request",
+            base.clone(),
+            "store-0142",
+            None,
+            false,
+        ),
+        (
+            "record from before keys were stored",
+            bound_device(None),
+            "store-0142",
+            Some("aa11"),
+            false,
+        ),
+        (
+            "credential for another site",
+            base.clone(),
+            "store-0999",
+            Some("aa11"),
+            false,
+        ),
+        (
+            "already checked in: it has its certificate",
+            DeviceRecord {
+                last_seen: Some(t(1)),
+                ..base.clone()
+            },
+            "store-0142",
+            Some("aa11"),
+            false,
+        ),
+        (
+            "revoked since",
+            DeviceRecord {
+                status: DeviceStatus::Revoked,
+                ..base.clone()
+            },
+            "store-0142",
+            Some("aa11"),
+            false,
+        ),
+    ];
+    for (name, device, site, key, want) in rows {
+        assert_eq!(same_box_retry(&device, site, key), want, "{name}");
+    }
+}

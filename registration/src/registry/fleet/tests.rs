@@ -49,6 +49,7 @@ fn device(last_seen: Option<i64>, state: Option<AgentState>) -> DeviceRecord {
             .filter(|s| *s == AgentState::Failed)
             .map(|_| "bad yaml".into()),
         health: Default::default(),
+        key_sha256: None,
     }
 }
 

@@ -42,6 +42,10 @@ fn enroll(batch: &str) -> BindCredential {
 
 check!(serial_conflict, |s| {
     let holder = register(&*s, "d1", "site-a", "SN-1", t0()).await;
+    // The registered key's fingerprint is kept (idempotent registration retries).
+    assert_eq!(holder.key_sha256.as_deref(), Some("key-d1"));
+    let read = s.device("d1").await.unwrap().expect("device d1");
+    assert_eq!(read.key_sha256.as_deref(), Some("key-d1"));
     let now = t0() + Duration::hours(1);
     s.insert_token(&token("T2", "site-b", "h2")).await.unwrap();
     let out = s

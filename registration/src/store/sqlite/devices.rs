@@ -109,8 +109,8 @@ pub(super) fn bind(c: &Connection, b: &Binding) -> Result<BindOutcome, Fail> {
         )?;
     }
     c.exec(
-        "INSERT INTO devices (id, site_id, serial, status, facts_json, registered_via, registered_at, machine_json)
-             VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7)",
+        "INSERT INTO devices (id, site_id, serial, status, facts_json, registered_via, registered_at, machine_json, key_sha256)
+             VALUES (?1, ?2, ?3, 'active', ?4, ?5, ?6, ?7, ?8)",
         params![
             d.id,
             d.site_id,
@@ -118,7 +118,8 @@ pub(super) fn bind(c: &Connection, b: &Binding) -> Result<BindOutcome, Fail> {
             rows::to_json(&d.facts)?,
             via,
             now,
-            d.machine.as_ref().map(rows::to_json).transpose()?
+            d.machine.as_ref().map(rows::to_json).transpose()?,
+            d.key_sha256
         ],
     )?;
     // The serial registered: an open enrollment request for it is settled.

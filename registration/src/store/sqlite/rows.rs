@@ -86,7 +86,7 @@ pub(super) fn claim_row(r: &Row<'_>) -> rusqlite::Result<ClaimRecord> {
 
 pub(super) const DEVICE_COLS: &str = "id, site_id, serial, status, facts_json, registered_via, \
      registered_at, revoked_at, revoke_reason, machine_json, last_seen, applied_revision, \
-     attempted_revision, agent_state, last_error, health_json";
+     attempted_revision, agent_state, last_error, health_json, key_sha256";
 
 pub(super) fn device_row(r: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
     let status: String = r.get(3)?;
@@ -120,6 +120,7 @@ pub(super) fn device_row(r: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
             .map(|h| json::<HealthSummary>(&h, "health"))
             .transpose()?
             .unwrap_or_default(),
+        key_sha256: r.get(16)?,
     })
 }
 

@@ -10,7 +10,8 @@ use super::Fail;
 use crate::store::StoreError;
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE tokens (
     id            TEXT PRIMARY KEY,
     secret_hash   TEXT NOT NULL,
@@ -85,7 +86,12 @@ CREATE TABLE events (
     detail    TEXT NOT NULL
 );
 CREATE INDEX events_site ON events(site_id, seq);
-"#];
+"#,
+    // 2: the registered public key's fingerprint, for idempotent registration retries.
+    r#"
+ALTER TABLE devices ADD COLUMN key_sha256 TEXT;
+"#,
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
