@@ -47,6 +47,10 @@ pub fn banner(info: &ServerInfo) -> String {
     );
     let _ = writeln!(b);
     let rows = [
+        (
+            "dashboard",
+            format!("{url}/  (sign in with the operator credential below)"),
+        ),
         ("data directory", show(&d.root)),
         ("database (SQLite)", show(&d.database)),
         (
@@ -91,7 +95,24 @@ pub fn banner(info: &ServerInfo) -> String {
     let _ = writeln!(b, "next (in another terminal, same working directory):");
     let _ = writeln!(b, "  {ctl} sites list");
     let _ = writeln!(b, "  {ctl} token create --site <SITE_ID>");
-    let _ = writeln!(b, "  {ctl} claim create --site <SITE_ID>");
+    let _ = writeln!(
+        b,
+        "  {ctl} claim create --site <SITE_ID>      # prints the code and a QR code"
+    );
+    let _ = writeln!(b, "  {ctl} sites show <SITE_ID>");
+    let _ = writeln!(
+        b,
+        "  cargo run -q -p siteboot-agent -- --registration-url {url} --ca-file {} \\",
+        show(&d.ca_cert)
+    );
+    let _ = writeln!(
+        b,
+        "      --site-id <SITE_ID> --claim-code <CODE> --serial DEMO-0001 --data-dir .siteboot/agent \\"
+    );
+    let _ = writeln!(
+        b,
+        "      --kubeconfig <KUBECONFIG of the site's cluster, e.g. a local k3s>"
+    );
     let _ = writeln!(b, "  curl --cacert {} {url}/readyz", show(&d.ca_cert));
     let _ = write!(
         b,
