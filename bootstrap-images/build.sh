@@ -125,5 +125,10 @@ cat >"$work/out/manifest.json" <<JSON
 JSON
 rm -rf "$OUT"
 mv "$work/out" "$OUT"
+# Keep the two newest images of this kind; older ones only fill the disk.
+ls -1dt "$CACHE/images/$KIND"-* 2>/dev/null | tail -n +3 | while read -r old; do
+  log "pruning old $KIND image $old"
+  rm -rf "$old"
+done
 log "$KIND image built in $(($(date +%s) - start)) s: $(du -h --apparent-size "$OUT/disk.img" | cut -f1) apparent, $(du -h "$OUT/disk.img" | cut -f1) allocated ($OUT)"
 printf '%s\n' "$OUT"
