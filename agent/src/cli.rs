@@ -140,6 +140,7 @@ impl Overrides {
             poll_interval_seconds: self.poll_interval_seconds,
             resync_interval_seconds: self.resync_interval_seconds,
             seed_paths: (!self.seed.is_empty()).then(|| self.seed.clone()),
+            bootstrap_copy_dirs: None,
         }
     }
 

@@ -50,7 +50,15 @@ pub struct FileConfig {
     /// Seed media or directories to look for a claim file on before registering
     /// (default [`crate::seed::DEFAULT_SEED_PATHS`]; `[]` turns seeds off).
     pub seed_paths: Option<Vec<PathBuf>>,
+    /// Directories where the boot system keeps copies of the bootstrap data (default
+    /// [`DEFAULT_BOOTSTRAP_COPY_DIRS`]: cloud-init's instance cache). Once the one-time
+    /// token is spent, files under them that hold it are deleted; `[]` turns this off.
+    pub bootstrap_copy_dirs: Option<Vec<PathBuf>>,
 }
+
+/// Where cloud-init keeps the user-data it ran (`user-data.txt`, `cloud-config.txt`,
+/// `obj.pkl`, ... per instance).
+pub const DEFAULT_BOOTSTRAP_COPY_DIRS: &[&str] = &["/var/lib/cloud/instances"];
 
 /// `enrollment: { batch, secretFile }`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -103,6 +111,8 @@ pub struct Settings {
     pub resync_interval: Duration,
     /// Where to look for a seed claim (empty: never).
     pub seed_paths: Vec<PathBuf>,
+    /// Where copies of the bootstrap data are scrubbed of the spent token.
+    pub bootstrap_copy_dirs: Vec<PathBuf>,
 }
 
 /// A bad configuration value: one line naming the field.
@@ -167,6 +177,7 @@ impl FileConfig {
                 .resync_interval_seconds
                 .or(self.resync_interval_seconds),
             seed_paths: over.seed_paths.or(self.seed_paths),
+            bootstrap_copy_dirs: over.bootstrap_copy_dirs.or(self.bootstrap_copy_dirs),
         }
     }
 
@@ -248,6 +259,12 @@ pub fn resolve(cfg: FileConfig) -> Result<Settings, ConfigError> {
         resync_interval: seconds("resyncIntervalSeconds", cfg.resync_interval_seconds, 300)?,
         seed_paths: cfg.seed_paths.clone().unwrap_or_else(|| {
             crate::seed::DEFAULT_SEED_PATHS
+                .iter()
+                .map(PathBuf::from)
+                .collect()
+        }),
+        bootstrap_copy_dirs: cfg.bootstrap_copy_dirs.clone().unwrap_or_else(|| {
+            DEFAULT_BOOTSTRAP_COPY_DIRS
                 .iter()
                 .map(PathBuf::from)
                 .collect()

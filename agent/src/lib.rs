@@ -22,6 +22,7 @@ pub mod register;
 pub mod render;
 pub mod root;
 pub mod run;
+pub mod scrub;
 pub mod seed;
 pub mod source;
 pub mod status;

@@ -187,11 +187,28 @@ fn cleanup(dir: &DataDir, settings: &Settings) -> Result<(), StoreError> {
     dir.remove(PENDING)?;
     if let Some(CredentialSource::TokenFile(path)) = &settings.credential {
         if path.exists() {
+            // Read it first: its forms are what the boot system's copies are scrubbed of.
+            let spent = std::fs::read(path).unwrap_or_default();
             remove_durably(path)?;
             tracing::info!(path = %path.display(), "deleted the one-time registration token file");
+            scrub_copies(&spent, &settings.bootstrap_copy_dirs);
         }
     }
     Ok(())
+}
+
+/// Redacts the spent token from cloud-init's cached copies of the bootstrap data (see
+/// [`crate::scrub`]). Failures are logged, never fatal: the token is spent already.
+fn scrub_copies(spent: &[u8], dirs: &[std::path::PathBuf]) {
+    match crate::scrub::scrub(dirs, &crate::scrub::needles(spent)) {
+        Ok(files) if !files.is_empty() => {
+            tracing::info!(files = ?files, "redacted the spent registration token from stored copies of the bootstrap data")
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "could not redact the spent registration token from stored copies of the bootstrap data")
+        }
+    }
 }
 
 /// How a pending registration ended.

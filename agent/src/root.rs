@@ -55,6 +55,14 @@ pub fn reroot(mut cfg: FileConfig, root: &Path) -> FileConfig {
             .collect()
     });
     cfg.seed_paths = Some(seeds.iter().map(|p| under_root(root, p)).collect());
+    // So do the bootstrap-copy directories: a rooted run never scrubs the host's.
+    let copies = cfg.bootstrap_copy_dirs.take().unwrap_or_else(|| {
+        crate::config::DEFAULT_BOOTSTRAP_COPY_DIRS
+            .iter()
+            .map(PathBuf::from)
+            .collect()
+    });
+    cfg.bootstrap_copy_dirs = Some(copies.iter().map(|p| under_root(root, p)).collect());
     // The default data directory is an absolute path too: it moves with the rest.
     cfg.data_dir = Some(under_root(root, &cfg.data_dir_or_default()));
     cfg
@@ -121,6 +129,7 @@ mod tests {
                 "/r/dev/disk/by-label/CIDATA".into(),
                 "/r/run/siteboot/seed".into(),
             ]),
+            bootstrap_copy_dirs: Some(vec!["/r/var/lib/cloud/instances".into()]),
             ..cfg
         };
         assert_eq!(got, want);
