@@ -187,7 +187,11 @@ async fn the_service_never_prints_a_secret() {
     let (code_ok, out) = ctl(&data, &url, &["sites", "list"]);
     assert_eq!(code_ok, 0, "{out}");
     assert!(out.contains("site-005"), "{out}");
-    assert_eq!(ctl(&data, &url, &["sites", "show", "nope"]).0, 5, "not found");
+    assert_eq!(
+        ctl(&data, &url, &["sites", "show", "nope"]).0,
+        5,
+        "not found"
+    );
     assert_eq!(ctl(&data, "https://127.0.0.1:1", &["sites", "list"]).0, 3);
     assert_eq!(
         ctl(

@@ -299,7 +299,8 @@ async fn a_version_1_database_migrates_and_keeps_its_devices() {
     drop(s);
     // Turn it back into what version 1 wrote.
     let c = rusqlite::Connection::open(&path).unwrap();
-    c.execute_batch("ALTER TABLE devices DROP COLUMN key_sha256;").unwrap();
+    c.execute_batch("ALTER TABLE devices DROP COLUMN key_sha256;")
+        .unwrap();
     c.pragma_update(None, "user_version", 1).unwrap();
     drop(c);
     let s = SqliteStore::open(&path).unwrap();
