@@ -2,7 +2,15 @@
 # cloud layer (base + packages/cloud.txt). Each is a rootfs tarball named by its key.
 # shellcheck shell=bash
 
-MIRROR=${SITEBOOT_IMAGE_MIRROR:-http://deb.debian.org/debian}
+# The mirror: SITEBOOT_IMAGE_MIRROR, else the host's first active Debian mirror (the one
+# apt already reaches here), else deb.debian.org.
+host_mirror() {
+  cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
+    grep -E '^(URIs:|deb )' | grep -oE 'https?://[^ ]+/debian/?( |$)' | grep -v security |
+    head -n1 | tr -d ' ' | sed 's:/*$::'
+}
+MIRROR=${SITEBOOT_IMAGE_MIRROR:-$(host_mirror)}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 
 # base_key / cloud_key: the cache keys of the slow layers (recipe + package lists).
