@@ -90,7 +90,7 @@ fi
 
 log "$KIND image: top layer (key $TOP_KEY)"
 work=$(mktemp -d "$CACHE/work/$KIND.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf --one-file-system "$work"' EXIT
 root="$work/root"
 untar_layer "$layer_tar" "$root"
 cp -a --no-preserve=ownership "$HERE/rootfs/common/." "$HERE/rootfs/$KIND/." "$root/"
@@ -123,12 +123,12 @@ cat >"$work/out/manifest.json" <<JSON
  "enrollment": $([ -n "$ENROLLMENT" ] && echo true || echo false),
  "builtAt": "$(date -u +%Y-%m-%dT%H:%M:%SZ)"}
 JSON
-rm -rf "$OUT"
+rm -rf --one-file-system "$OUT"
 mv "$work/out" "$OUT"
 # Keep the two newest images of this kind; older ones only fill the disk.
 ls -1dt "$CACHE/images/$KIND"-* 2>/dev/null | tail -n +3 | while read -r old; do
   log "pruning old $KIND image $old"
-  rm -rf "$old"
+  rm -rf --one-file-system "$old"
 done
 log "$KIND image built in $(($(date +%s) - start)) s: $(du -h --apparent-size "$OUT/disk.img" | cut -f1) apparent, $(du -h "$OUT/disk.img" | cut -f1) allocated ($OUT)"
 printf '%s\n' "$OUT"

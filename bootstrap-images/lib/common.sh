@@ -65,11 +65,11 @@ apt_install() {
 scrub() {
   local root=$1
   in_chroot "$root" apt-get clean
-  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/debconf/*-old
+  rm -rf --one-file-system "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/debconf/*-old
   rm -f "$root"/etc/ssh/ssh_host_* "$root"/var/lib/systemd/random-seed "$root"/var/lib/dbus/machine-id
   # An empty machine-id makes systemd generate one on first boot (ConditionFirstBoot).
   : >"$root/etc/machine-id"
-  rm -rf "$root"/var/lib/cloud/* "$root"/var/log/*.log "$root"/var/log/apt/* "$root"/tmp/* "$root"/root/.bash_history
+  rm -rf --one-file-system "$root"/var/lib/cloud/* "$root"/var/log/*.log "$root"/var/log/apt/* "$root"/tmp/* "$root"/root/.bash_history
   find "$root/var/log/journal" -mindepth 1 -delete 2>/dev/null || true
 }
 

@@ -7,7 +7,7 @@
 host_mirror() {
   cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
     grep -E '^(URIs:|deb )' | grep -oE 'https?://[^ ]+/debian/?( |$)' | grep -v security |
-    head -n1 | tr -d ' ' | sed 's:/*$::'
+    head -n1 | tr -d ' ' | sed 's:/*$::' || true # missing files or no match: fall back
 }
 MIRROR=${SITEBOOT_IMAGE_MIRROR:-$(host_mirror)}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
@@ -36,7 +36,7 @@ SRC
   apt_install "$root" "$HERE/packages/base.txt" || die "apt-get install of the base packages failed"
   scrub "$root"
   tar_layer "$root" "$out"
-  rm -rf "$root"
+  rm -rf --one-file-system "$root"
 }
 
 # build_cloud BASE_TAR OUT_TAR: the base plus cloud-init.
@@ -48,7 +48,7 @@ build_cloud() {
   apt_install "$root" "$HERE/packages/cloud.txt" || die "apt-get install of cloud-init failed"
   scrub "$root"
   tar_layer "$root" "$out"
-  rm -rf "$root"
+  rm -rf --one-file-system "$root"
 }
 
 # ensure_layer NAME KEY BUILDER ARGS...: the cached tarball for NAME/KEY, built once
