@@ -246,7 +246,7 @@ async fn connection(
     remote: SocketAddr,
     acceptor: TlsAcceptor,
     app: axum::Router,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => tls,
@@ -265,24 +265,45 @@ async fn connection(
         .peer_certificates()
         .and_then(|chain| chain.first())
         .and_then(crate::tls::identity_of);
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
     let info = ConnInfo { remote, peer };
     let service =
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             req.extensions_mut().insert(info.clone());
             app.clone().oneshot(req.map(axum::body::Body::new))
         });
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection(TokioIo::new(tls), service);
+    let io = TokioIo::new(tls);
+    // Agents speak HTTP/1.1 (their ALPN offers nothing else); browsers and operator tools
+    // may negotiate h2. Each protocol gets its own connection type, so an idle agent
+    // connection carries only HTTP/1 state.
+    let ended = if h2 {
+        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(io, service);
+        drive(conn, shutdown, |c| c.graceful_shutdown()).await
+    } else {
+        let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+        drive(conn, shutdown, |c| c.graceful_shutdown()).await
+    };
+    if let Err(e) = ended {
+        tracing::debug!(%remote, error = %e, "connection ended with an error");
+    }
+}
+
+/// Runs a connection to its end, or asks it to finish gracefully once shutdown starts.
+async fn drive<C>(
+    conn: C,
+    mut shutdown: watch::Receiver<bool>,
+    graceful: fn(std::pin::Pin<&mut C>),
+) -> Result<(), hyper::Error>
+where
+    C: std::future::Future<Output = Result<(), hyper::Error>>,
+{
     tokio::pin!(conn);
     tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(e) = res {
-                tracing::debug!(%remote, error = %e, "connection ended with an error");
-            }
-        }
+        res = conn.as_mut() => res,
         _ = shutdown.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+            graceful(conn.as_mut());
+            conn.await
         }
     }
 }
