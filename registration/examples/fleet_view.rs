@@ -95,6 +95,7 @@ async fn setup(r: &Registry, sites: usize) -> anyhow::Result<()> {
                     health: Default::default(),
                     offline_periods: vec![],
                     facts: None,
+                    attempts: Vec::new(),
                 };
                 r.checkin(&site, &device_id, &ci, now).await?;
                 if i % 10 == 0 {

@@ -134,6 +134,7 @@ fn report(
         health: Default::default(),
         offline_periods: vec![],
         facts: None,
+        attempts: Vec::new(),
     }
 }
 

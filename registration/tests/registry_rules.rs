@@ -163,6 +163,7 @@ fn checkin(state: AgentState, applied: &str) -> CheckinRequest {
         health: Default::default(),
         offline_periods: vec![],
         facts: None,
+        attempts: Vec::new(),
     }
 }
 

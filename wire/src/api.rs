@@ -168,8 +168,94 @@ pub struct OfflinePeriod {
     pub what: String,
 }
 
+/// How an apply attempt of a revision ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttemptOutcome {
+    /// Rendered, applied and pruned.
+    Applied,
+    /// Render, apply or prune failed; the cluster stays on the last good revision.
+    Failed,
+}
+
+impl AttemptOutcome {
+    /// The wire name (`applied`, `failed`), also the metrics label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Applied => "applied",
+            AttemptOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// How long one apply attempt took on the site: rendering the Git layers, then applying
+/// and pruning. Sites have no inbound connectivity, so these travel in the check-in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttemptTiming {
+    /// Revision attempted.
+    pub revision: String,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
+    /// Seconds spent loading and rendering the layers (monotonic clock).
+    pub render_seconds: f64,
+    /// Seconds spent applying and pruning; 0 when rendering failed.
+    pub apply_seconds: f64,
+    /// When the attempt ended (wall clock of the site).
+    pub finished_at: DateTime<Utc>,
+}
+
+/// At most this many attempt timings travel in one check-in.
+pub const MAX_ATTEMPTS: usize = 32;
+/// Longest accepted attempt revision, in bytes.
+pub const MAX_ATTEMPT_REVISION: usize = 256;
+/// Durations must be below one day (in seconds).
+pub const MAX_ATTEMPT_SECONDS: f64 = 86_400.0;
+
+/// Why attempt timings are unacceptable; `field` names the JSON field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct AttemptsError {
+    /// JSON path of the offending field, e.g. `attempts[2].renderSeconds`.
+    pub field: String,
+    /// What is wrong and what to send instead.
+    pub reason: String,
+}
+
+/// Checks the attempts of a check-in: at most [`MAX_ATTEMPTS`], durations finite, `>= 0`
+/// and below [`MAX_ATTEMPT_SECONDS`], revisions at most [`MAX_ATTEMPT_REVISION`] bytes.
+pub fn validate_attempts(attempts: &[AttemptTiming]) -> Result<(), AttemptsError> {
+    let err = |field: String, reason: String| Err(AttemptsError { field, reason });
+    if attempts.len() > MAX_ATTEMPTS {
+        return err(
+            "attempts".into(),
+            format!("at most {MAX_ATTEMPTS} attempts per check-in"),
+        );
+    }
+    for (i, a) in attempts.iter().enumerate() {
+        if a.revision.len() > MAX_ATTEMPT_REVISION {
+            return err(
+                format!("attempts[{i}].revision"),
+                format!("must be at most {MAX_ATTEMPT_REVISION} bytes"),
+            );
+        }
+        for (name, v) in [
+            ("renderSeconds", a.render_seconds),
+            ("applySeconds", a.apply_seconds),
+        ] {
+            if !(v.is_finite() && (0.0..MAX_ATTEMPT_SECONDS).contains(&v)) {
+                return err(
+                    format!("attempts[{i}].{name}"),
+                    "must be a finite number of seconds, at least 0 and below 86400".into(),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `POST /v1/checkin` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckinRequest {
     /// Last revision applied successfully.
@@ -192,6 +278,10 @@ pub struct CheckinRequest {
     /// Current facts (hostname, OS may change).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub facts: Option<DeviceFacts>,
+    /// Apply attempts timed since the last successful check-in (oldest first; at most
+    /// [`MAX_ATTEMPTS`]). Absent from older agents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<AttemptTiming>,
 }
 
 /// `POST /v1/checkin` answer.
@@ -239,6 +329,89 @@ mod tests {
             serde_json::json!({"type": "claim", "code": "7KQ2-M9XD-4"})
         );
         assert!(!format!("{c:?}").contains("7KQ2"));
+    }
+
+    fn timing(revision: &str, render: f64, apply: f64) -> AttemptTiming {
+        AttemptTiming {
+            revision: revision.into(),
+            outcome: AttemptOutcome::Applied,
+            render_seconds: render,
+            apply_seconds: apply,
+            finished_at: "2026-11-22T09:00:00Z".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn checkin_attempts_round_trip_and_old_bodies_parse() {
+        let old = serde_json::json!({"appliedRevision": "abc", "state": "ready"});
+        let req: CheckinRequest = serde_json::from_value(old).unwrap();
+        assert!(req.attempts.is_empty());
+        // An agent with nothing to report sends no `attempts` key at all.
+        let back = serde_json::to_value(&req).unwrap();
+        assert!(back.get("attempts").is_none(), "{back}");
+
+        let req = CheckinRequest {
+            attempts: vec![AttemptTiming {
+                outcome: AttemptOutcome::Failed,
+                ..timing("abc", 0.25, 0.0)
+            }],
+            ..req
+        };
+        let json = serde_json::to_value(&req).unwrap();
+        assert_eq!(
+            json["attempts"],
+            serde_json::json!([{
+                "revision": "abc", "outcome": "failed", "renderSeconds": 0.25,
+                "applySeconds": 0.0, "finishedAt": "2026-11-22T09:00:00Z"
+            }])
+        );
+        assert_eq!(serde_json::from_value::<CheckinRequest>(json).unwrap(), req);
+    }
+
+    #[test]
+    fn attempt_validation_table() {
+        let many = vec![timing("r", 1.0, 1.0); MAX_ATTEMPTS + 1];
+        let cases: Vec<(&str, Vec<AttemptTiming>, Option<&str>)> = vec![
+            ("none", vec![], None),
+            ("zeros", vec![timing("r", 0.0, 0.0)], None),
+            ("just below a day", vec![timing("r", 86_399.9, 1.0)], None),
+            ("full queue", many[..MAX_ATTEMPTS].to_vec(), None),
+            ("too many", many, Some("attempts")),
+            (
+                "negative render",
+                vec![timing("r", 1.0, 1.0), timing("r", -0.1, 1.0)],
+                Some("attempts[1].renderSeconds"),
+            ),
+            (
+                "NaN apply",
+                vec![timing("r", 1.0, f64::NAN)],
+                Some("attempts[0].applySeconds"),
+            ),
+            (
+                "infinite apply",
+                vec![timing("r", 1.0, f64::INFINITY)],
+                Some("attempts[0].applySeconds"),
+            ),
+            (
+                "a day",
+                vec![timing("r", 86_400.0, 0.0)],
+                Some("attempts[0].renderSeconds"),
+            ),
+            (
+                "long revision",
+                vec![timing(&"a".repeat(257), 1.0, 1.0)],
+                Some("attempts[0].revision"),
+            ),
+            (
+                "revision at the limit",
+                vec![timing(&"a".repeat(256), 1.0, 1.0)],
+                None,
+            ),
+        ];
+        for (name, attempts, field) in cases {
+            let got = validate_attempts(&attempts).err().map(|e| e.field);
+            assert_eq!(got.as_deref(), field, "{name}");
+        }
     }
 
     #[test]

@@ -48,6 +48,7 @@ impl Agent {
             health: self.status.health,
             offline_periods: periods.clone(),
             facts: Some(self.facts.clone()),
+            attempts: Vec::new(),
         };
         match self.service.checkin(&req).await {
             Ok(resp) => {

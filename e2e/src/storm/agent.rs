@@ -227,6 +227,7 @@ impl SimAgent {
                 health: status.health,
                 offline_periods: periods.clone(),
                 facts: Some(facts.clone()),
+                attempts: Vec::new(),
             };
             match service.checkin(&req).await {
                 Ok(_) => {
