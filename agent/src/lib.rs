@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod attempts;
 pub mod backoff;
 pub mod checkout;
 pub mod cli;

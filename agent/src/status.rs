@@ -5,10 +5,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use siteboot_wire::api::{AgentState, HealthSummary};
 
+use crate::attempts::Attempts;
 use crate::offline::Offline;
 
 /// Everything the agent reports, plus local detail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalStatus {
     /// Site served.
@@ -42,6 +43,10 @@ pub struct LocalStatus {
     /// Offline periods (open and not yet reported).
     #[serde(default)]
     pub offline: Offline,
+    /// Apply-attempt timings not yet reported (sent with each check-in, removed once one
+    /// succeeded).
+    #[serde(default)]
+    pub attempts: Attempts,
     /// Last successful check-in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_checkin: Option<DateTime<Utc>>,
@@ -71,6 +76,7 @@ impl LocalStatus {
             waiting_for_window: None,
             health: HealthSummary::default(),
             offline: Offline::default(),
+            attempts: Attempts::default(),
             last_checkin: None,
             last_resync: None,
             revoked: false,

@@ -1,15 +1,20 @@
 //! Moving to a new revision: window check, render, record, apply, prune; on failure the
 //! cluster is converged back to the last good revision and the attempt is reported failed.
+//! Each attempt is timed (render, then apply + prune, on the monotonic clock) and queued
+//! for the next check-in ([`crate::attempts`]); a rollback is not part of the timing.
+
+use std::time::Duration;
 
 use chrono::Utc;
-use siteboot_wire::api::AgentState;
+use siteboot_wire::api::{AgentState, AttemptOutcome};
 use siteboot_wire::labels::MAINTENANCE_WINDOW;
 use tokio::time::Instant;
 
 use super::{render_key, Agent, LastGood};
 use crate::apply::{plan, ApplyError};
+use crate::attempts::timing;
 use crate::checkout::{load_layers, missing_paths, CheckoutError};
-use crate::render::{render, ObjectRef, RenderError};
+use crate::render::{render, ObjectRef, RenderError, Rendered};
 use crate::source::Fetched;
 use crate::status::clip_error;
 use crate::store::{StoreError, INVENTORY, LAST_GOOD};
@@ -87,7 +92,27 @@ impl Agent {
         self.status.attempted_revision = Some(fetched.revision.clone());
         self.status.error = None;
         self.save_status()?;
-        match self.try_apply(fetched).await {
+        let mut stages = Stages::default();
+        let result = self.try_apply(fetched, &mut stages).await;
+        let outcome = match result {
+            Ok(_) => AttemptOutcome::Applied,
+            Err(_) => AttemptOutcome::Failed,
+        };
+        let t = timing(
+            &fetched.revision,
+            outcome,
+            stages.render,
+            stages.apply,
+            Utc::now(),
+        );
+        tracing::debug!(revision = %fetched.revision, render_seconds = t.render_seconds, apply_seconds = t.apply_seconds, "attempt timed");
+        if self.status.attempts.push(t) {
+            tracing::warn!(
+                dropped = self.status.attempts.dropped,
+                "attempt timings queue full: dropped the oldest unreported timing"
+            );
+        }
+        match result {
             Ok(lg) => {
                 let lg = LastGood {
                     render_key: key,
@@ -118,12 +143,36 @@ impl Agent {
         self.save_status()
     }
 
-    async fn try_apply(&mut self, fetched: &Fetched) -> Result<LastGood, AttemptError> {
+    /// Renders, then applies and prunes; `stages` receives each stage's duration even
+    /// when the stage fails (apply stays zero when rendering failed).
+    async fn try_apply(
+        &mut self,
+        fetched: &Fetched,
+        stages: &mut Stages,
+    ) -> Result<LastGood, AttemptError> {
+        let started = std::time::Instant::now();
+        let rendered = self.render_fetched(fetched);
+        stages.render = started.elapsed();
+        let rendered = rendered?;
+        let started = std::time::Instant::now();
+        let applied = self.apply_rendered(fetched, rendered).await;
+        stages.apply = started.elapsed();
+        applied
+    }
+
+    fn render_fetched(&self, fetched: &Fetched) -> Result<Rendered, AttemptError> {
         let layers = load_layers(&fetched.root, &self.assignment.paths)?;
         for missing in missing_paths(&fetched.root, &self.assignment.paths) {
             tracing::warn!(path = %missing, revision = %fetched.revision, "assigned path is absent from this revision: rendered as an empty layer");
         }
-        let rendered = render(&layers, &self.assignment.labels)?;
+        Ok(render(&layers, &self.assignment.labels)?)
+    }
+
+    async fn apply_rendered(
+        &mut self,
+        fetched: &Fetched,
+        rendered: Rendered,
+    ) -> Result<LastGood, AttemptError> {
         let refs: Vec<ObjectRef> = rendered.refs();
         // Record before touching the cluster: a crash from here on can still prune.
         let recorded = plan::union(&self.inventory.refs, &refs);
@@ -141,4 +190,13 @@ impl Agent {
             applied_at: Utc::now(),
         })
     }
+}
+
+/// How long each stage of one attempt took.
+#[derive(Debug, Default)]
+struct Stages {
+    /// Loading and rendering the layers.
+    render: Duration,
+    /// Recording, applying and pruning.
+    apply: Duration,
 }

@@ -1,5 +1,6 @@
-//! Check-in over mTLS (state, revisions, health, offline periods; the answer may carry a
-//! new assignment) and certificate renewal after 2/3 of its lifetime.
+//! Check-in over mTLS (state, revisions, health, offline periods, apply-attempt timings;
+//! the answer may carry a new assignment) and certificate renewal after 2/3 of its
+//! lifetime. Offline periods and timings are removed only after a 2xx answer.
 
 use std::time::Duration;
 
@@ -40,6 +41,7 @@ impl Agent {
         }
         let now = Utc::now();
         let periods = self.status.offline.report(now);
+        let attempts = self.status.attempts.report();
         let req = CheckinRequest {
             applied_revision: self.status.applied_revision.clone(),
             attempted_revision: self.status.attempted_revision.clone(),
@@ -48,7 +50,7 @@ impl Agent {
             health: self.status.health,
             offline_periods: periods.clone(),
             facts: Some(self.facts.clone()),
-            attempts: Vec::new(),
+            attempts,
         };
         match self.service.checkin(&req).await {
             Ok(resp) => {
@@ -56,6 +58,10 @@ impl Agent {
                     tracing::info!(periods = periods.len(), "reported offline periods");
                 }
                 self.status.offline.reported(&periods);
+                if !req.attempts.is_empty() {
+                    tracing::debug!(attempts = req.attempts.len(), "reported attempt timings");
+                }
+                self.status.attempts.reported(&req.attempts);
                 self.status.last_checkin = Some(now);
                 self.checkin_failures = 0;
                 self.checkin_every =
