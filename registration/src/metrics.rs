@@ -52,9 +52,26 @@ pub struct RouteLabels {
     pub status: String,
 }
 
+/// Labels of `siteboot_site_render_duration_seconds` and
+/// `siteboot_site_apply_duration_seconds`: the outcome only (no site, no revision), so the
+/// series count stays fixed however large the fleet.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabels {
+    /// `applied` or `failed`.
+    pub outcome: String,
+}
+
 fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0005, 2.0, 16))
 }
+
+/// Site-side stage durations: 1 ms doubling to about 17 min (21 buckets), so both a
+/// one-object render and a slow multi-minute apply land in a finite bucket.
+fn site_stage_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 21))
+}
+
+type StageFamily = Family<AttemptLabels, Histogram, fn() -> Histogram>;
 
 /// All service metrics.
 pub struct Metrics {
@@ -72,6 +89,10 @@ pub struct Metrics {
     /// Inventory sites by derived state, refreshed at scrape time
     /// ([`Metrics::set_sites`]).
     pub sites: Family<SiteStateLabels, Gauge>,
+    /// Render durations of apply attempts reported by agents, by outcome.
+    pub site_render: StageFamily,
+    /// Apply (+ prune) durations of apply attempts reported by agents, by outcome.
+    pub site_apply: StageFamily,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -124,6 +145,18 @@ impl Metrics {
             "Inventory sites by state (computed when /metrics is scraped)",
             sites.clone(),
         );
+        let site_render = StageFamily::new_with_constructor(site_stage_histogram);
+        let site_apply = StageFamily::new_with_constructor(site_stage_histogram);
+        registry.register(
+            "site_render_duration_seconds",
+            "Time agents spent rendering a revision's Git layers, by attempt outcome (reported at check-in)",
+            site_render.clone(),
+        );
+        registry.register(
+            "site_apply_duration_seconds",
+            "Time agents spent applying and pruning a rendered revision, by attempt outcome (reported at check-in; 0 when rendering failed)",
+            site_apply.clone(),
+        );
         Self {
             registry,
             registrations,
@@ -132,6 +165,8 @@ impl Metrics {
             rate_limited,
             durations,
             sites,
+            site_render,
+            site_apply,
         }
     }
 
@@ -161,6 +196,21 @@ impl Metrics {
                 limiter: limiter.to_string(),
             })
             .inc();
+    }
+
+    /// Observes the attempt timings of one accepted check-in (already validated).
+    pub fn attempts(&self, attempts: &[siteboot_wire::api::AttemptTiming]) {
+        for a in attempts {
+            let labels = AttemptLabels {
+                outcome: a.outcome.as_str().to_string(),
+            };
+            self.site_render
+                .get_or_create(&labels)
+                .observe(a.render_seconds);
+            self.site_apply
+                .get_or_create(&labels)
+                .observe(a.apply_seconds);
+        }
     }
 
     /// Sets the sites-by-state gauge; every state is written (zeros included) so a
@@ -207,6 +257,40 @@ mod tests {
         ));
         assert!(text.contains("siteboot_rate_limited_total{limiter=\"credential\"} 1"));
         assert!(text.contains("siteboot_http_request_duration_seconds_bucket"));
+    }
+
+    #[test]
+    fn attempt_timings_land_in_outcome_histograms() {
+        use siteboot_wire::api::{AttemptOutcome, AttemptTiming};
+        let m = Metrics::new();
+        let t = |outcome, render, apply| AttemptTiming {
+            revision: "abc".into(),
+            outcome,
+            render_seconds: render,
+            apply_seconds: apply,
+            finished_at: chrono::Utc::now(),
+        };
+        m.attempts(&[]);
+        assert!(!m
+            .encode()
+            .contains("siteboot_site_render_duration_seconds_count"));
+        m.attempts(&[
+            t(AttemptOutcome::Applied, 0.5, 2.0),
+            t(AttemptOutcome::Applied, 1.5, 600.0),
+            t(AttemptOutcome::Failed, 0.25, 0.0),
+        ]);
+        let text = m.encode();
+        for line in [
+            "siteboot_site_render_duration_seconds_sum{outcome=\"applied\"} 2.0\n",
+            "siteboot_site_render_duration_seconds_count{outcome=\"applied\"} 2\n",
+            "siteboot_site_apply_duration_seconds_sum{outcome=\"applied\"} 602.0\n",
+            "siteboot_site_apply_duration_seconds_count{outcome=\"failed\"} 1\n",
+            "siteboot_site_render_duration_seconds_sum{outcome=\"failed\"} 0.25\n",
+            // Ten minutes still lands in a finite bucket (1.048576 * 1000 s).
+            "siteboot_site_apply_duration_seconds_bucket{le=\"1048.576\",outcome=\"applied\"} 2\n",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
     }
 
     #[test]

@@ -22,6 +22,11 @@ fn int() -> Value {
     json!({"type": "integer", "format": "int64", "minimum": 0})
 }
 
+/// A duration in seconds as agents report it: `0 <= x < 86400`.
+fn seconds_below_a_day() -> Value {
+    json!({"type": "number", "minimum": 0, "exclusiveMaximum": 86400})
+}
+
 fn arr(items: Value) -> Value {
     json!({"type": "array", "items": items})
 }
@@ -218,6 +223,13 @@ fn core_schemas() -> Value {
             ("progressing", int(), false), ("failed", int(), false),
         ]),
         "OfflinePeriod": obj(&[("from", dt(), true), ("to", dt(), true), ("what", s(), true)]),
+        "AttemptTiming": obj(&[
+            ("revision", json!({"type": "string", "maxLength": 256}), true),
+            ("outcome", json!({"type": "string", "enum": ["applied", "failed"]}), true),
+            ("renderSeconds", seconds_below_a_day(), true),
+            ("applySeconds", seconds_below_a_day(), true),
+            ("finishedAt", dt(), true),
+        ]),
         "CheckinRequest": obj(&[
             ("appliedRevision", s(), false),
             ("attemptedRevision", s(), false),
@@ -226,6 +238,7 @@ fn core_schemas() -> Value {
             ("health", r("HealthSummary"), false),
             ("offlinePeriods", arr(r("OfflinePeriod")), false),
             ("facts", r("DeviceFacts"), false),
+            ("attempts", json!({"type": "array", "items": r("AttemptTiming"), "maxItems": 32}), false),
         ]),
         "CheckinResponse": obj(&[
             ("assignment", r("Assignment"), true),

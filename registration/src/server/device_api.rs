@@ -370,15 +370,21 @@ async fn checkin_inner(
             .validate()
             .map_err(|e| ApiError::invalid(e.field.clone(), e.to_string()))?;
     }
+    siteboot_wire::api::validate_attempts(&req.attempts)
+        .map_err(|e| ApiError::invalid(e.field.clone(), e.to_string()))?;
     let _permit = state.domain.acquire().await;
-    state
+    let answer = state
         .registry
         .checkin_json(&device.site_id, &device.device_id, &req, Utc::now())
         .await
         .map_err(|e| match e {
             RegistryError::DeviceRevoked { .. } => revoked(&device.site_id, &device.device_id),
             other => other.to_api_error(),
-        })
+        })?;
+    // Only an accepted check-in is observed: the agent resends its timings until a 2xx,
+    // so observing a refused one would count them twice.
+    state.metrics.attempts(&req.attempts);
+    Ok(answer)
 }
 
 /// `POST /v1/certificate` (mTLS): a new certificate for a new key, same identity.
