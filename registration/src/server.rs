@@ -248,7 +248,13 @@ async fn connection(
     app: axum::Router,
     shutdown: watch::Receiver<bool>,
 ) {
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    // Boxed: the handshake's state is only needed until it completes, and kept inline it
+    // would enlarge every long-lived connection task.
+    let handshake = Box::pin(tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        acceptor.accept(tcp),
+    ));
+    let tls = match handshake.await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::debug!(%remote, error = %e, "tls handshake failed");
@@ -279,10 +285,11 @@ async fn connection(
     let ended = if h2 {
         let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
             .serve_connection(io, service);
-        drive(conn, shutdown, |c| c.graceful_shutdown()).await
+        // Boxed: h2 state is large and rare; it must not size every agent's task.
+        Box::pin(drive(conn, shutdown, |c| c.graceful_shutdown())).await
     } else {
         let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
-        drive(conn, shutdown, |c| c.graceful_shutdown()).await
+        Box::pin(drive(conn, shutdown, |c| c.graceful_shutdown())).await
     };
     if let Err(e) = ended {
         tracing::debug!(%remote, error = %e, "connection ended with an error");

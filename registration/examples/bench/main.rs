@@ -37,6 +37,11 @@ use siteboot_wire::api::{CheckinResponse, Registered};
 
 use load::{call, paced_phase, phase, Stats};
 
+/// The allocator the service binary ships with (`registration/src/main.rs`), so the bench
+/// measures what runs in production; the baseline shares it.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
