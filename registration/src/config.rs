@@ -69,6 +69,9 @@ pub struct ServeConfig {
     pub claim_ttl: Duration,
     /// Seconds between check-ins told to devices.
     pub checkin_interval_seconds: u64,
+    /// How long an HTTP/1.1 connection may sit without a complete request before the
+    /// server closes it (also bounds how slowly a client may send request headers).
+    pub idle_timeout: Duration,
     /// Written with the bound URL once listening.
     pub ready_file: Option<PathBuf>,
 }
@@ -88,6 +91,7 @@ impl ServeConfig {
             token_ttl: Duration::from_secs(24 * 3600),
             claim_ttl: Duration::from_secs(72 * 3600),
             checkin_interval_seconds: 60,
+            idle_timeout: Duration::from_secs(120),
             ready_file: None,
         }
     }
@@ -166,6 +170,11 @@ pub struct ServerArgs {
     /// Seconds between agent check-ins.
     #[arg(long, default_value_t = 60)]
     pub checkin_interval_seconds: u64,
+    /// Close HTTP/1.1 connections that carry no complete request for this long (dead
+    /// links, idle or slow clients). Keep it above the check-in interval so agents reuse
+    /// their connection.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
     /// Write the bound URL (`https://127.0.0.1:PORT`) to this file once listening.
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
@@ -188,6 +197,16 @@ impl ServerArgs {
         }
         if self.max_body_bytes < 1024 {
             return Err("--max-body-bytes must be at least 1024".into());
+        }
+        if self.idle_timeout < Duration::from_secs(1) {
+            return Err("--idle-timeout must be at least 1s".into());
+        }
+        if self.idle_timeout.as_secs() <= self.checkin_interval_seconds {
+            tracing::warn!(
+                idle_timeout_seconds = self.idle_timeout.as_secs(),
+                checkin_interval_seconds = self.checkin_interval_seconds,
+                "--idle-timeout is not above the check-in interval: agents will open a new TLS connection for every check-in"
+            );
         }
         let inventory = match &self.inventory {
             Some(p) if !p.is_file() => {
@@ -226,6 +245,7 @@ impl ServerArgs {
             token_ttl: self.token_ttl,
             claim_ttl: self.claim_ttl,
             checkin_interval_seconds: self.checkin_interval_seconds,
+            idle_timeout: self.idle_timeout,
             ready_file: self.ready_file.clone(),
         })
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -175,6 +175,7 @@ pub async fn serve(config: ServeConfig) -> Result<ServerHandle, ServeError> {
         app,
         state,
         config.heartbeat_flush_interval,
+        config.idle_timeout,
         rx,
     ));
     Ok(ServerHandle {
@@ -197,6 +198,7 @@ async fn run(
     app: axum::Router,
     state: Arc<AppState>,
     flush_every: Duration,
+    idle_timeout: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
     let mut conns = JoinSet::new();
@@ -222,7 +224,7 @@ async fn run(
                     }
                 };
                 let _ = tcp.set_nodelay(true);
-                conns.spawn(connection(tcp, remote, acceptor.clone(), app.clone(), shutdown.clone()));
+                conns.spawn(connection(tcp, remote, acceptor.clone(), app.clone(), idle_timeout, shutdown.clone()));
             }
         }
     }
@@ -246,6 +248,7 @@ async fn connection(
     remote: SocketAddr,
     acceptor: TlsAcceptor,
     app: axum::Router,
+    idle_timeout: Duration,
     shutdown: watch::Receiver<bool>,
 ) {
     // Boxed: the handshake's state is only needed until it completes, and kept inline it
@@ -288,7 +291,12 @@ async fn connection(
         // Boxed: h2 state is large and rare; it must not size every agent's task.
         Box::pin(drive(conn, shutdown, |c| c.graceful_shutdown())).await
     } else {
-        let conn = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+        // The header-read timer also runs while a kept-alive connection waits for its next
+        // request, so it closes dead and idle connections as well as slow senders.
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(idle_timeout)
+            .serve_connection(io, service);
         Box::pin(drive(conn, shutdown, |c| c.graceful_shutdown())).await
     };
     if let Err(e) = ended {
