@@ -136,8 +136,9 @@ mod tests {
 
     #[test]
     fn report_and_reported_contract() {
-        // (name, queued before report, queued after report, delivered, left)
-        let rows: [(&str, &[i64], &[i64], bool, &[i64]); 4] = [
+        /// (name, queued before report, queued after report, delivered, left)
+        type Row<'a> = (&'a str, &'a [i64], &'a [i64], bool, &'a [i64]);
+        let rows: [Row; 4] = [
             ("delivered: cleared", &[1, 2], &[], true, &[]),
             (
                 "failed check-in: nothing lost",
