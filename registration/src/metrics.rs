@@ -93,6 +93,11 @@ pub struct Metrics {
     pub site_render: StageFamily,
     /// Apply (+ prune) durations of apply attempts reported by agents, by outcome.
     pub site_apply: StageFamily,
+    /// Per device, the newest `finishedAt` already observed: an agent whose 2xx answer was
+    /// lost resends the same timings, and they must not be counted twice. In memory only:
+    /// a restart can at worst count one resent batch again.
+    attempts_seen:
+        std::sync::Mutex<std::collections::HashMap<String, chrono::DateTime<chrono::Utc>>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -167,6 +172,7 @@ impl Metrics {
             sites,
             site_render,
             site_apply,
+            attempts_seen: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -198,9 +204,23 @@ impl Metrics {
             .inc();
     }
 
-    /// Observes the attempt timings of one accepted check-in (already validated).
-    pub fn attempts(&self, attempts: &[siteboot_wire::api::AttemptTiming]) {
-        for a in attempts {
+    /// Observes the attempt timings of one accepted check-in of `device_id` (already
+    /// validated), skipping any that finished no later than the newest one already
+    /// observed for the device (a resend after a lost answer).
+    pub fn attempts(&self, device_id: &str, attempts: &[siteboot_wire::api::AttemptTiming]) {
+        let Some(newest) = attempts.iter().map(|a| a.finished_at).max() else {
+            return;
+        };
+        let previous = {
+            let mut seen = self.attempts_seen.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = seen
+                .entry(device_id.to_string())
+                .or_insert(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+            let previous = *entry;
+            *entry = previous.max(newest);
+            previous
+        };
+        for a in attempts.iter().filter(|a| a.finished_at > previous) {
             let labels = AttemptLabels {
                 outcome: a.outcome.as_str().to_string(),
             };
@@ -263,29 +283,41 @@ mod tests {
     fn attempt_timings_land_in_outcome_histograms() {
         use siteboot_wire::api::{AttemptOutcome, AttemptTiming};
         let m = Metrics::new();
-        let t = |outcome, render, apply| AttemptTiming {
+        let start = chrono::Utc::now();
+        let at = |s: i64| start + chrono::TimeDelta::seconds(s);
+        let t = |outcome, render, apply, finished_at| AttemptTiming {
             revision: "abc".into(),
             outcome,
             render_seconds: render,
             apply_seconds: apply,
-            finished_at: chrono::Utc::now(),
+            finished_at,
         };
-        m.attempts(&[]);
+        m.attempts("d1", &[]);
         assert!(!m
             .encode()
             .contains("siteboot_site_render_duration_seconds_count"));
-        m.attempts(&[
-            t(AttemptOutcome::Applied, 0.5, 2.0),
-            t(AttemptOutcome::Applied, 1.5, 600.0),
-            t(AttemptOutcome::Failed, 0.25, 0.0),
-        ]);
+        let batch = [
+            t(AttemptOutcome::Applied, 0.5, 2.0, at(1)),
+            t(AttemptOutcome::Applied, 1.5, 600.0, at(2)),
+            t(AttemptOutcome::Failed, 0.25, 0.0, at(3)),
+        ];
+        m.attempts("d1", &batch);
+        // The same batch again (the agent never saw the 2xx) counts nothing more; another
+        // device's timings at the same instants count.
+        m.attempts("d1", &batch);
+        m.attempts("d2", &[t(AttemptOutcome::Failed, 1.0, 0.0, at(3))]);
+        // A resend that also carries one newer attempt counts only the newer one.
+        m.attempts(
+            "d1",
+            &[batch[2].clone(), t(AttemptOutcome::Failed, 2.0, 0.0, at(4))],
+        );
         let text = m.encode();
         for line in [
             "siteboot_site_render_duration_seconds_sum{outcome=\"applied\"} 2.0\n",
             "siteboot_site_render_duration_seconds_count{outcome=\"applied\"} 2\n",
             "siteboot_site_apply_duration_seconds_sum{outcome=\"applied\"} 602.0\n",
-            "siteboot_site_apply_duration_seconds_count{outcome=\"failed\"} 1\n",
-            "siteboot_site_render_duration_seconds_sum{outcome=\"failed\"} 0.25\n",
+            "siteboot_site_apply_duration_seconds_count{outcome=\"failed\"} 3\n",
+            "siteboot_site_render_duration_seconds_sum{outcome=\"failed\"} 3.25\n",
             // Ten minutes still lands in a finite bucket (1.048576 * 1000 s).
             "siteboot_site_apply_duration_seconds_bucket{le=\"1048.576\",outcome=\"applied\"} 2\n",
         ] {

@@ -382,8 +382,9 @@ async fn checkin_inner(
             other => other.to_api_error(),
         })?;
     // Only an accepted check-in is observed: the agent resends its timings until a 2xx,
-    // so observing a refused one would count them twice.
-    state.metrics.attempts(&req.attempts);
+    // so observing a refused one would count them twice (and a resend after a lost answer
+    // is recognised by its finish times).
+    state.metrics.attempts(&device.device_id, &req.attempts);
     Ok(answer)
 }
 
