@@ -285,6 +285,31 @@ impl RegistrationService {
             .with_context(|| format!("sitebootctl {args:?} printed no JSON: {}", out.stdout))
     }
 
+    /// `GET /metrics` (Prometheus text) over HTTPS, trusting only the service CA.
+    pub async fn metrics(&self) -> Result<String> {
+        let tls = siteboot_agent::tls::Trust::load(&self.ca_file(), None)?.anonymous()?;
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let resp = client
+            .get(format!("{}/metrics", self.url()))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(resp.text().await?)
+    }
+
+    /// The value of one sample line (`name{labels}`, exactly as exposed) in `/metrics`.
+    pub async fn metric(&self, series: &str) -> Result<Option<f64>> {
+        let text = self.metrics().await?;
+        Ok(text.lines().find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+        }))
+    }
+
     /// `sitebootctl sites show ID -o json`, flattened: the site's own fields whether the
     /// answer is a plain site or a detail view with the site under `site`.
     pub async fn site(&self, site_id: &str) -> Result<Value> {

@@ -64,6 +64,27 @@ async fn a_spare_takes_over_with_a_claim_code_and_the_old_box_is_refused() -> Re
     })
     .await?;
     let device_a = before["deviceId"].as_str().context("device A")?.to_string();
+    // Box A's apply of R was timed on the box and reported with a check-in.
+    eventually(
+        "the hub exports box A's render and apply durations",
+        || async {
+            let applied = "{outcome=\"applied\"}";
+            let render = reg
+                .metric(&format!(
+                    "siteboot_site_render_duration_seconds_count{applied}"
+                ))
+                .await
+                .ok()??;
+            let apply = reg
+                .metric(&format!(
+                    "siteboot_site_apply_duration_seconds_count{applied}"
+                ))
+                .await
+                .ok()??;
+            (render >= 1.0 && apply >= 1.0).then_some(())
+        },
+    )
+    .await?;
 
     // Box A dies.
     agent_a.kill()?;
