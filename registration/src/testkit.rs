@@ -165,6 +165,18 @@ impl Harness {
         })
     }
 
+    /// `GET /metrics`: the Prometheus exposition text.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// Calls the operator API; returns (status, body).
     pub async fn operator(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let url = format!("{}{path}", self.url);

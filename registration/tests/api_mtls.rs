@@ -134,15 +134,7 @@ async fn checkin_returns_the_assignment_and_renewal_a_new_certificate() {
     let (st, site) = h.operator("GET", "/v1/operator/sites/site-002", None).await;
     assert_eq!(st, 200);
     assert_eq!(site["deviceId"], reg.device_id.as_str(), "{site}");
-    let metrics = h
-        .http
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     assert!(
         metrics.contains("siteboot_checkins_total{outcome=\"ok\"} 2"),
         "{metrics}"

@@ -227,15 +227,7 @@ async fn rate_limits_answer_429_with_retry_after() {
     assert!(retry >= 1);
     assert_eq!(body["code"], "rate_limited");
     assert_eq!(body["retryAfterSeconds"], retry);
-    let metrics = h
-        .http
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     assert!(
         metrics.contains("siteboot_rate_limited_total{limiter=\"register_ip\"}"),
         "{metrics}"

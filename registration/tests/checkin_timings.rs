@@ -30,15 +30,7 @@ async fn checkin(c: &reqwest::Client, url: &str, body: &Value) -> (u16, Value) {
 
 /// The value of one exposition line (`name{labels} value`), if present.
 async fn sample(h: &Harness, series: &str) -> Option<f64> {
-    let text = h
-        .http
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = h.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }

@@ -281,15 +281,7 @@ async fn metrics_show_sites_by_state_registrations_checkins_and_rate_limits() {
     assert_eq!(h.register(&replay.request(token(&t0))).await.0, 401);
     assert_eq!(h.register(&replay.request(token(&t0))).await.0, 429);
 
-    let metrics = h
-        .http
-        .get(format!("{}/metrics", h.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     let rows = [
         ("siteboot_sites{state=\"ready\"}", 1.0),
         ("siteboot_sites{state=\"failed\"}", 1.0),
