@@ -1,6 +1,7 @@
 //! Command line: `siteboot-agent [run|render|status]` with config overrides as flags and
 //! environment variables. Parses, resolves the config (one line naming a bad field,
-//! exit code 2) and dispatches.
+//! exit code 2) and dispatches. `run` exits 3 when the service refused the registration
+//! for good (see [`EXIT_REFUSED`]), 1 for any other failure.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ use siteboot_wire::labels::Labels;
 use siteboot_wire::SecretString;
 
 use crate::config::{self, EnrollmentConfig, FileConfig};
+use crate::register::RegisterError;
 use crate::run::{render_command, run, status_command, RunOptions};
 
 /// The siteboot on-site agent.
@@ -226,16 +228,34 @@ pub fn main() -> ExitCode {
                 Err(e) => {
                     tracing::error!("{e:#}");
                     eprintln!("siteboot-agent: {e:#}");
-                    ExitCode::FAILURE
+                    ExitCode::from(exit_status(&e))
                 }
             }
         }
     }
 }
 
+/// Exit status of `run` for anything else that stopped it (systemd restarts it).
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit status for a bad config (one line naming the field).
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit status when the service refused the registration for good (invalid or spent
+/// credential, cloned serial, rejected): an operator must act first. The systemd units
+/// set `RestartPreventExitStatus=3`, so the box tries again once per boot or
+/// `systemctl restart`, never in a loop.
+pub const EXIT_REFUSED: u8 = 3;
+
+/// The exit status for an error that stopped `run`.
+pub fn exit_status(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<RegisterError>() {
+        Some(r) if r.needs_operator() => EXIT_REFUSED,
+        _ => EXIT_FAILURE,
+    }
+}
+
 fn fail_config(e: config::ConfigError) -> ExitCode {
     eprintln!("siteboot-agent: {e}");
-    ExitCode::from(2)
+    ExitCode::from(EXIT_CONFIG)
 }
 
 fn print(result: anyhow::Result<String>) -> ExitCode {

@@ -18,7 +18,7 @@ use backon::Retryable;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use siteboot_wire::api::{Credential, PollResponse, RegisterRequest, Registered};
-use siteboot_wire::{ClaimCode, DeviceFacts, RegistrationToken, SecretString};
+use siteboot_wire::{ClaimCode, DeviceFacts, ErrorCode, RegistrationToken, SecretString};
 
 use crate::backoff::{jittered, unit, with_retry_after, FullJitter};
 use crate::client::{CallError, RegisterAnswer, ServiceClient};
@@ -68,14 +68,19 @@ pub enum RegisterError {
         /// What is wrong (never the secret).
         reason: String,
     },
-    /// The service refused the registration for good.
-    #[error("registration refused: {0}")]
+    /// The service refused the registration (a 4xx other than 429 and 408: retrying the
+    /// same request cannot help). The message ends with what to do next.
+    #[error("registration refused: {0}; {hint}", hint = refusal_hint(.0))]
     Refused(CallError),
+    /// The pending registration is gone on the service (expired or purged): registering
+    /// again with the enrollment credential starts a new one.
+    #[error("the pending registration is gone on the service ({0}): siteboot-agent registers again when it restarts")]
+    PendingGone(CallError),
     /// An operator rejected the pending device.
-    #[error("registration rejected by an operator: {0}")]
+    #[error("registration rejected by an operator: {0}; {AFTER_OPERATOR}")]
     Rejected(String),
     /// The service assigned another site than `siteId` expects.
-    #[error("siteId: the service assigned site {got:?} but the config expects {want:?}")]
+    #[error("siteId: the service assigned site {got:?} but the config expects {want:?}: fix siteId or ask the operator which site this box belongs to; {AFTER_OPERATOR}")]
     SiteMismatch {
         /// Expected.
         want: String,
@@ -91,6 +96,42 @@ pub enum RegisterError {
     /// Data directory failure.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// How every "operator action needed" message ends.
+const AFTER_OPERATOR: &str = "then restart siteboot-agent (systemctl restart siteboot-agent, or reboot): it does not retry a refused registration on its own";
+
+/// What to do next after a refusal, by the service's error code.
+fn refusal_hint(e: &CallError) -> String {
+    let CallError::Api { error, .. } = e else {
+        return format!("check the registration URL and any proxy in between; {AFTER_OPERATOR}");
+    };
+    let what = match error.code {
+        ErrorCode::InvalidCredential => "put a fresh credential in place (a new token file, or a claim code from `sitebootctl claim create --site <site>`)",
+        ErrorCode::SerialConflict => "an operator must revoke the device holding this serial (`sitebootctl devices revoke <device>`; see the site history) or mint a claim code for this box (`sitebootctl claim create --site <site>`)",
+        ErrorCode::DeviceRevoked => "register the box again with a claim code (`sitebootctl claim create --site <site>`)",
+        ErrorCode::Rejected => "ask the operator why the box was rejected",
+        ErrorCode::InvalidRequest => "the agent sent something the service does not accept (see the field above): fix the config or update siteboot-agent",
+        _ => "ask the operator to resolve what the service names above",
+    };
+    format!("operator action needed: {what}, {AFTER_OPERATOR}")
+}
+
+impl RegisterError {
+    /// A refusal no retry can fix: only an operator (a new credential, revoking the
+    /// holder of a cloned serial, an approval) can. `siteboot-agent run` exits with
+    /// [`crate::cli::EXIT_REFUSED`] for these, so systemd does not restart it in a loop
+    /// (`RestartPreventExitStatus=3`). Never true for 429, 5xx or an unreachable service:
+    /// those are retried with backoff inside the process and never end up here.
+    pub fn needs_operator(&self) -> bool {
+        match self {
+            RegisterError::Refused(CallError::Api { status, .. }) => {
+                (400..500).contains(status) && *status != 429 && *status != 408
+            }
+            RegisterError::Rejected(_) | RegisterError::SiteMismatch { .. } => true,
+            _ => false,
+        }
+    }
 }
 
 /// Registers (or resumes) until registered; returns the record.
@@ -257,9 +298,16 @@ async fn poll_until_decided(
                 return Err(RegisterError::Rejected(reason));
             }
             Err(RegisterError::Refused(e)) => {
-                // The pending record is gone (expired, rejected): start over next time.
+                // The pending record is gone (expired, purged): start over next time
+                // (a restart presents the enrollment credential again). Other refusals
+                // (a revoked or vanished approval) need an operator.
                 dir.remove(PENDING)?;
-                return Err(RegisterError::Refused(e));
+                let gone = matches!(&e, CallError::Api { error, .. } if matches!(error.code, ErrorCode::InvalidCredential | ErrorCode::NotFound));
+                return Err(if gone {
+                    RegisterError::PendingGone(e)
+                } else {
+                    RegisterError::Refused(e)
+                });
             }
             Err(e) => return Err(e),
         }
@@ -355,4 +403,64 @@ fn prompt_claim_code() -> Result<Credential, RegisterError> {
         }
     }
     Err(RegisterError::NoCredential)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use siteboot_wire::ApiError;
+
+    fn api(status: u16, code: ErrorCode) -> RegisterError {
+        RegisterError::Refused(CallError::Api {
+            status,
+            error: ApiError::new(code, "x"),
+            retry_after: None,
+        })
+    }
+
+    #[test]
+    fn only_permanent_refusals_need_an_operator() {
+        let cases: Vec<(RegisterError, bool)> = vec![
+            (api(401, ErrorCode::InvalidCredential), true),
+            (api(403, ErrorCode::Forbidden), true),
+            (api(403, ErrorCode::DeviceRevoked), true),
+            (api(409, ErrorCode::SerialConflict), true),
+            (api(409, ErrorCode::Conflict), true),
+            (api(422, ErrorCode::InvalidRequest), true),
+            (RegisterError::Rejected("wrong box".into()), true),
+            (
+                RegisterError::SiteMismatch {
+                    want: "a".into(),
+                    got: "b".into(),
+                },
+                true,
+            ),
+            (api(429, ErrorCode::RateLimited), false),
+            (api(408, ErrorCode::Unavailable), false),
+            (api(500, ErrorCode::Internal), false),
+            (api(503, ErrorCode::Unavailable), false),
+            (
+                RegisterError::Refused(CallError::Unreachable("connection refused".into())),
+                false,
+            ),
+            (
+                RegisterError::Refused(CallError::Protocol {
+                    status: 403,
+                    reason: "a proxy's page".into(),
+                }),
+                false,
+            ),
+            (
+                RegisterError::PendingGone(CallError::Unreachable("x".into())),
+                false,
+            ),
+            (RegisterError::NoCredential, false),
+        ];
+        for (e, want) in cases {
+            assert_eq!(e.needs_operator(), want, "{e}");
+            if want {
+                assert!(e.to_string().contains("restart siteboot-agent"), "{e}");
+            }
+        }
+    }
 }

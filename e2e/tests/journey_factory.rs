@@ -7,7 +7,8 @@
 //! - a box with an unknown serial waits as pending (no site state) until an operator runs
 //!   `sitebootctl pending approve ID --site store-0201`, then hydrates that site;
 //! - a second box with a cloned serial (the first box's) is refused with 409, the attempt
-//!   is in store-0200's history, and its agent says so once and stops (no retry loop).
+//!   is in store-0200's history, and its agent says so once and exits 3, the status its
+//!   systemd unit does not restart (no retry loop).
 
 use std::time::{Duration, Instant};
 
@@ -106,14 +107,17 @@ async fn factory_boxes_register_by_serial_by_approval_and_clones_are_refused() -
     let status = clone_agent
         .wait_exit_async(Duration::from_secs(120))
         .await?;
-    assert!(
-        !status.success(),
-        "the refused agent stops with a failure status"
-    );
     let log = clone_agent.log();
+    assert_eq!(
+        status.code(),
+        Some(i32::from(siteboot_agent::cli::EXIT_REFUSED)),
+        "the refused agent exits 3, which its unit does not restart (RestartPreventExitStatus=3):\n{log}"
+    );
     assert!(
-        log.contains("409") && log.contains("already held by an active device"),
-        "the refusal is reported clearly:\n{log}"
+        log.contains("409")
+            && log.contains("already held by an active device")
+            && log.contains("restart siteboot-agent"),
+        "the refusal is reported clearly, with what to do next:\n{log}"
     );
     assert_eq!(
         log.matches("registering").count(),

@@ -49,16 +49,15 @@ pub struct SeedArgs {
     /// Claim seed: mint a new claim code for --site through the operator API.
     #[arg(long, requires = "site", conflicts_with = "claim_code")]
     pub claim: bool,
-    /// Claim seed: a code minted earlier with `claim create` (also $SITEBOOT_CLAIM_CODE).
-    #[arg(
-        long,
-        requires_all = ["site", "expires_at"],
-        env = "SITEBOOT_CLAIM_CODE",
-        hide_env_values = true
-    )]
+    /// Claim seed: a code minted earlier with `claim create` (also $SITEBOOT_CLAIM_CODE,
+    /// read only for `--site S` without `--claim`).
+    // No clap `env` here: a variable left in a tech's shell after `claim create` would
+    // count as the flag and make `--user-data`, `--from-secret` and `--claim` conflict
+    // with it (see [`claim_code_of`]).
+    #[arg(long, requires_all = ["site", "expires_at"])]
     pub claim_code: Option<String>,
     /// Expiry of --claim-code as `claim create` printed it (RFC 3339).
-    #[arg(long, requires = "claim_code")]
+    #[arg(long, requires = "site", conflicts_with = "claim")]
     pub expires_at: Option<DateTime<Utc>>,
     /// Lifetime of a minted code (e.g. 72h; the service default when absent).
     #[arg(long, value_parser = parse_duration, requires = "claim")]
@@ -81,6 +80,20 @@ pub struct SeedArgs {
     pub network_config: Option<PathBuf>,
 }
 
+/// The environment variable a claim code minted earlier may come from.
+pub const CLAIM_CODE_ENV: &str = "SITEBOOT_CLAIM_CODE";
+
+/// The claim code of a claim seed: `--claim-code`, else `env` (the value of
+/// [`CLAIM_CODE_ENV`]), but only for a claim seed that mints nothing (`--site` without
+/// `--claim`). Any other seed ignores the variable.
+pub fn claim_code_of(a: &SeedArgs, env: Option<String>) -> Option<String> {
+    match (&a.claim_code, &a.site, a.claim) {
+        (Some(code), _, _) => Some(code.clone()),
+        (None, Some(_), false) => env.filter(|c| !c.trim().is_empty()),
+        _ => None,
+    }
+}
+
 /// Writes the seed and returns what to print.
 pub async fn run(cli: &Cli, a: &SeedArgs) -> Result<Value, CtlError> {
     check_destination(&a.iso, a.force)?;
@@ -91,7 +104,8 @@ pub async fn run(cli: &Cli, a: &SeedArgs) -> Result<Value, CtlError> {
         .transpose()?;
     let mut summary = json!({});
     let (user_data, extra, default_instance) = if let Some(site) = &a.site {
-        let (claim, yaml) = claim_file(cli, a, site).await?;
+        let code = claim_code_of(a, std::env::var(CLAIM_CODE_ENV).ok());
+        let (claim, yaml) = claim_file(cli, a, code.as_deref(), site).await?;
         summary["siteId"] = json!(claim.site_id);
         summary["claimId"] = json!(claim.claim_id);
         summary["expiresAt"] = json!(claim.expires_at);
@@ -184,7 +198,12 @@ fn read_limited(flag: &str, path: &Path) -> Result<Vec<u8>, CtlError> {
 }
 
 /// The claim file: a freshly minted code or the one given, with the service's URL and CA.
-async fn claim_file(cli: &Cli, a: &SeedArgs, site: &str) -> Result<(SeedClaim, Vec<u8>), CtlError> {
+async fn claim_file(
+    cli: &Cli,
+    a: &SeedArgs,
+    claim_code: Option<&str>,
+    site: &str,
+) -> Result<(SeedClaim, Vec<u8>), CtlError> {
     if !siteboot_wire::labels::is_valid_site_id(site) {
         return Err(CtlError::Usage(format!(
             "--site {site:?} is not a valid site id (a DNS label such as store-0142)"
@@ -203,17 +222,23 @@ async fn claim_file(cli: &Cli, a: &SeedArgs, site: &str) -> Result<(SeedClaim, V
     let certs = crate::tls::certs_from_pem("ca file", &ca_pem)
         .map_err(|e| CtlError::Usage(format!("{}: {e}", ca_file.display())))?;
     let pin = siteboot_wire::secret::sha256_hex(certs[0].as_ref());
-    let (code, expires_at) = match (&a.claim_code, a.claim) {
+    // Where the code came from, for messages (never the code itself).
+    let from = if a.claim_code.is_some() {
+        "--claim-code"
+    } else {
+        "$SITEBOOT_CLAIM_CODE"
+    };
+    let (code, expires_at) = match (claim_code, a.claim) {
         (Some(text), _) => {
             let code = ClaimCode::parse(text).map_err(|_| {
-                CtlError::Usage(
-                    "--claim-code is not a valid claim code XXXX-XXXX-C (check for a typo)".into(),
-                )
+                CtlError::Usage(format!(
+                    "{from} is not a valid claim code XXXX-XXXX-C (check for a typo)"
+                ))
             })?;
             let expires_at = a.expires_at.ok_or_else(|| {
-                CtlError::Usage(
-                    "--claim-code needs --expires-at (as `claim create` printed it)".into(),
-                )
+                CtlError::Usage(format!(
+                    "{from} needs --expires-at (as `claim create` printed it)"
+                ))
             })?;
             if expires_at <= Utc::now() {
                 return Err(CtlError::Usage(format!(
@@ -241,7 +266,7 @@ async fn claim_file(cli: &Cli, a: &SeedArgs, site: &str) -> Result<(SeedClaim, V
         }
         (None, false) => {
             return Err(CtlError::Usage(
-                "--site needs --claim (mint a code now) or --claim-code CODE --expires-at T".into(),
+                "--site needs --claim (mint a code now) or --claim-code CODE --expires-at T (or $SITEBOOT_CLAIM_CODE with --expires-at T)".into(),
             ))
         }
     };
