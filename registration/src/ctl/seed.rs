@@ -390,3 +390,67 @@ fn write_private(path: &Path, bytes: &[u8], force: bool) -> Result<(), CtlError>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod claim_code_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        a: SeedArgs,
+    }
+
+    fn parse(args: &[&str]) -> SeedArgs {
+        let mut argv = vec!["seed"];
+        argv.extend_from_slice(args);
+        Wrap::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .a
+    }
+
+    #[test]
+    fn the_environment_code_only_feeds_a_claim_seed_that_mints_nothing() {
+        let env = || Some("7KQ2-M9XD-4".to_string());
+        let at = "2026-12-01T00:00:00Z";
+        let cases: [(&[&str], Option<String>, Option<&str>); 7] = [
+            // Other seeds ignore the variable, in either argument order.
+            (&["--iso", "a.iso", "--user-data", "u"], env(), None),
+            (&["--user-data", "u", "--iso", "a.iso"], env(), None),
+            (&["--from-secret", "s.yaml", "--iso", "a.iso"], env(), None),
+            // Minting ignores it too.
+            (&["--iso", "a.iso", "--site", "s1", "--claim"], env(), None),
+            // A site seed that mints nothing takes it...
+            (
+                &["--iso", "a.iso", "--site", "s1", "--expires-at", at],
+                env(),
+                Some("7KQ2-M9XD-4"),
+            ),
+            // ...unless the flag gives one, or the variable is blank.
+            (
+                &[
+                    "--iso",
+                    "a.iso",
+                    "--site",
+                    "s1",
+                    "--claim-code",
+                    "AAAA-BBBB-C",
+                    "--expires-at",
+                    at,
+                ],
+                env(),
+                Some("AAAA-BBBB-C"),
+            ),
+            (
+                &["--iso", "a.iso", "--site", "s1", "--expires-at", at],
+                Some("  ".into()),
+                None,
+            ),
+        ];
+        for (args, env, want) in cases {
+            let a = parse(args);
+            assert_eq!(claim_code_of(&a, env).as_deref(), want, "{args:?}");
+        }
+    }
+}
